@@ -1,0 +1,1 @@
+"""Shared infrastructure for every Qianmian service: settings, database, logging, errors, auth, metrics."""

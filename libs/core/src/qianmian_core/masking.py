@@ -1,0 +1,58 @@
+"""Masking of personal identifiers: Chinese mobile numbers, resident ID numbers, bank card numbers.
+
+Applied to every log line and to every customer-facing read of a profile. Masking is deliberately
+greedy: a 16-19 digit run is masked whether or not it passes the Luhn check, because a false
+positive costs a less readable log line and a false negative is a privacy breach.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+# 18-character resident identity number: 6-digit area, birth date, 3-digit sequence, check char.
+_ID_RE = re.compile(
+    r"(?<![0-9A-Za-z])(\d{6})(?:18|19|20)\d{2}(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])\d{3}([\dXx])(?![0-9A-Za-z])"
+)
+# Bank card numbers: 16-19 digits, optionally grouped by spaces or dashes.
+_CARD_RE = re.compile(r"(?<![\d])(\d{4})(?:[ -]?\d){8,11}([ -]?\d{4})(?![\d])")
+# Mainland mobile numbers: 11 digits starting 13-19, optionally with +86 / 86 prefix.
+_MOBILE_RE = re.compile(r"(?<!\d)((?:\+?86[ -]?)?1[3-9]\d)\d{4}(\d{4})(?!\d)")
+
+
+def mask_id_number(value: str) -> str:
+    """``110101199003071234`` -> ``110101********1234``."""
+    return _ID_RE.sub(lambda m: f"{m.group(1)}********{m.group(0)[-4:]}", value)
+
+
+def mask_card_number(value: str) -> str:
+    """``6222021234567890123`` -> ``6222 **** **** 0123`` (first 4 and last 4 kept)."""
+    return _CARD_RE.sub(lambda m: f"{m.group(1)} **** **** {m.group(0)[-4:]}", value)
+
+
+def mask_mobile(value: str) -> str:
+    """``13812345678`` -> ``138****5678``."""
+    return _MOBILE_RE.sub(lambda m: f"{m.group(1)}****{m.group(2)}", value)
+
+
+def mask_text(value: str) -> str:
+    """Mask every identifier in free text; ID numbers first, since they contain digit runs."""
+    return mask_mobile(mask_card_number(mask_id_number(value)))
+
+
+def mask_name(value: str) -> str:
+    """``张三丰`` -> ``张**``; ``Li Lei`` -> ``L*****``."""
+    if not value:
+        return value
+    return value[0] + "*" * (len(value) - 1)
+
+
+def mask_value(value: Any) -> Any:
+    """Recursively mask strings inside dicts, lists and tuples."""
+    if isinstance(value, str):
+        return mask_text(value)
+    if isinstance(value, dict):
+        return {k: mask_value(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return type(value)(mask_value(v) for v in value)
+    return value

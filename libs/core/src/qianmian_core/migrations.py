@@ -1,0 +1,51 @@
+"""Alembic helpers: every service keeps its migrations in ``<service>/migrations``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from alembic.script import ScriptDirectory
+from sqlalchemy import inspect
+
+from qianmian_core.db import make_engine
+
+
+def alembic_config(script_location: Path, database_url: str) -> Config:
+    """An Alembic config pointing at a service's migrations and a database URL (no ini file needed)."""
+    cfg = Config()
+    cfg.set_main_option("script_location", str(script_location))
+    # ConfigParser interpolation treats % specially; URL-encoded passwords contain it.
+    cfg.set_main_option("sqlalchemy.url", database_url.replace("%", "%%"))
+    cfg.attributes["database_url"] = database_url
+    return cfg
+
+
+def upgrade(script_location: Path, database_url: str, revision: str = "head") -> None:
+    """Apply migrations up to ``revision``."""
+    command.upgrade(alembic_config(script_location, database_url), revision)
+
+
+def downgrade(script_location: Path, database_url: str, revision: str = "base") -> None:
+    """Revert migrations down to ``revision``."""
+    command.downgrade(alembic_config(script_location, database_url), revision)
+
+
+def head_revision(script_location: Path) -> str | None:
+    """The newest revision in the service's migration scripts."""
+    script = ScriptDirectory.from_config(alembic_config(script_location, "sqlite://"))
+    return script.get_current_head()
+
+
+def current_revision(database_url: str) -> str | None:
+    """The revision the database is at, or None before the first migration."""
+    engine = make_engine(database_url)
+    try:
+        if not inspect(engine).has_table("alembic_version"):
+            return None
+        with engine.connect() as conn:
+            row = conn.exec_driver_sql("SELECT version_num FROM alembic_version").first()
+            return None if row is None else str(row[0])
+    finally:
+        engine.dispose()

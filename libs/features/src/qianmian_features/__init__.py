@@ -1,0 +1,1 @@
+"""Feature access shared by all services."""

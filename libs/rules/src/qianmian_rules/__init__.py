@@ -1,0 +1,28 @@
+"""The one rule engine for eligibility and suitability.
+
+Eligibility rules are *data* owned by product-hub; this package evaluates them so that
+product-hub's ``eligible_for`` listing and the recommender's policy stage give the same
+answer from the same code.
+"""
+
+from qianmian_rules.engine import check_eligibility, check_suitability, is_offerable
+from qianmian_rules.model import (
+    LIFECYCLE_STAGES,
+    PRODUCT_TYPES,
+    SEGMENTS,
+    CustomerFacts,
+    EligibilityRules,
+    RuleFailure,
+)
+
+__all__ = [
+    "LIFECYCLE_STAGES",
+    "PRODUCT_TYPES",
+    "SEGMENTS",
+    "CustomerFacts",
+    "EligibilityRules",
+    "RuleFailure",
+    "check_eligibility",
+    "check_suitability",
+    "is_offerable",
+]
