@@ -96,7 +96,9 @@ def require_scope(scope: str) -> Callable[[Request], Coroutine[Any, Any, Princip
         if principal is None:
             raise UnauthorizedError("unknown bearer token")
         if not principal.has(scope):
-            raise ForbiddenError(f"scope {scope!r} required", code="insufficient_scope", details={"scope": scope})
+            raise ForbiddenError(
+                f"scope {scope!r} required", code="insufficient_scope", details={"scope": scope}
+            )
         return principal
 
     dependency.__name__ = f"require_{scope.replace(':', '_').replace('*', 'any')}"

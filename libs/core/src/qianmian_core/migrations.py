@@ -7,7 +7,7 @@ from pathlib import Path
 from alembic import command
 from alembic.config import Config
 from alembic.script import ScriptDirectory
-from sqlalchemy import inspect
+from sqlalchemy import MetaData, inspect
 
 from qianmian_core.db import make_engine
 
@@ -47,5 +47,32 @@ def current_revision(database_url: str) -> str | None:
         with engine.connect() as conn:
             row = conn.exec_driver_sql("SELECT version_num FROM alembic_version").first()
             return None if row is None else str(row[0])
+    finally:
+        engine.dispose()
+
+
+def run_env(target_metadata: MetaData, version_table: str = "alembic_version") -> None:
+    """The body of every service's ``migrations/env.py``: online migrations on the configured URL.
+
+    SQLite cannot ALTER most things, so batch mode (copy-and-move) is used there; PostgreSQL runs
+    each migration in a transaction.
+    """
+    from alembic import context
+
+    config = context.config
+    url = config.attributes.get("database_url") or config.get_main_option("sqlalchemy.url")
+    if not url:
+        raise RuntimeError("no database URL given to Alembic")
+    engine = make_engine(str(url))
+    try:
+        with engine.begin() as connection:
+            context.configure(
+                connection=connection,
+                target_metadata=target_metadata,
+                render_as_batch=connection.dialect.name == "sqlite",
+                version_table=version_table,
+                compare_type=True,
+            )
+            context.run_migrations()
     finally:
         engine.dispose()

@@ -69,3 +69,16 @@ def temporary_postgres_database(prefix: str = "qianmian_test") -> Iterator[str]:
         with admin.connect() as conn:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
+
+
+def dev_token(client: str, tokens_file: str = "config/dev-tokens.yaml") -> str:
+    """The dev bearer token of ``client`` from the documented dev token file."""
+    import yaml
+
+    data = yaml.safe_load(open(tokens_file, encoding="utf-8"))  # noqa: SIM115 - tiny file
+    return str(data["clients"][client]["token"])
+
+
+def auth_headers(client: str, tokens_file: str = "config/dev-tokens.yaml") -> dict[str, str]:
+    """``Authorization`` header for a dev client, for API tests."""
+    return {"Authorization": f"Bearer {dev_token(client, tokens_file)}"}
