@@ -1,0 +1,56 @@
+# Qianmian: the one entry point for humans, CI and the docs.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= $(shell command -v python3.11 2>/dev/null || command -v python3)
+UV_VERSION := 0.13.9
+# A uv already on PATH is used; otherwise a pinned one is installed into .tools/ with pip.
+UV ?= $(or $(shell command -v uv 2>/dev/null),.tools/bin/uv)
+# uv must use this machine's Python 3.11 and never download an interpreter.
+export UV_PYTHON_DOWNLOADS := never
+export UV_PYTHON_PREFERENCE := only-system
+export UV_PYTHON := $(PYTHON)
+# One BLAS thread per process: the services and trainers parallelise themselves.
+export OPENBLAS_NUM_THREADS ?= 1
+export OMP_NUM_THREADS ?= 1
+
+RUN := $(UV) run --frozen --no-sync
+DEMO_DATA := var/demo/bank
+SRC_DIRS := libs/core/src libs/rules/src libs/bankgen/src libs/features/src services/product-hub/src services/profile/src
+
+.PHONY: help install demo test lint format bench serve clean
+
+help: ## list targets
+	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+.tools/bin/uv:
+	$(PYTHON) -m venv .tools
+	.tools/bin/pip install --quiet --disable-pip-version-check "uv==$(UV_VERSION)"
+
+install: $(if $(filter .tools/bin/uv,$(UV)),.tools/bin/uv) ## install everything from uv.lock
+	$(UV) sync --frozen
+
+demo: install ## generate a 10k-customer bank, build features, start the services, show real answers
+	$(RUN) python scripts/demo.py --customers 10000 --data $(DEMO_DATA)
+
+test: install ## run the whole test suite
+	$(RUN) pytest
+
+lint: install ## ruff, mypy --strict on src, import-linter
+	$(RUN) ruff check .
+	$(RUN) ruff format --check .
+	$(RUN) mypy $(SRC_DIRS)
+	$(RUN) lint-imports
+
+format: install ## apply ruff's formatting and safe fixes
+	$(RUN) ruff format .
+	$(RUN) ruff check --fix .
+
+bench: install ## benchmarks; results go to bench/results/
+	$(RUN) python bench/bankgen_bench.py
+
+serve: install ## product-hub (8001) and profile (8004) on embedded defaults until Ctrl-C
+	$(RUN) python scripts/demo.py --serve --customers 10000 --data $(DEMO_DATA)
+
+clean: ## remove generated data and local databases
+	rm -rf var/ .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,48 @@
+from hypothesis import given
+from hypothesis import strategies as st
+
+from qianmian_core.masking import mask_card_number, mask_id_number, mask_mobile, mask_name, mask_text, mask_value
+
+
+def test_mobile_is_masked_in_free_text() -> None:
+    assert mask_mobile("call 13812345678 now") == "call 138****5678 now"
+    assert mask_mobile("+86 13812345678") == "+86 138****5678"
+
+
+def test_id_number_keeps_area_and_last_four() -> None:
+    assert mask_id_number("id=11010119900307123X;") == "id=110101********123X;"
+
+
+def test_card_number_grouped_or_not() -> None:
+    assert mask_card_number("6222021234567890123") == "6222 **** **** 0123"
+    assert mask_card_number("6222 0212 3456 7890") == "6222 **** **** 7890"
+
+
+def test_short_numbers_and_amounts_are_left_alone() -> None:
+    text = "amount 1234567.89 on 2026-11-23, order 12345"
+    assert mask_text(text) == text
+
+
+def test_mask_value_walks_nested_structures() -> None:
+    masked = mask_value({"a": ["13912345678", {"b": "110101199003071234"}], "n": 3})
+    assert masked == {"a": ["139****5678", {"b": "110101********1234"}], "n": 3}
+
+
+def test_mask_name() -> None:
+    assert mask_name("张三丰") == "张**"
+    assert mask_name("") == ""
+
+
+@given(st.from_regex(r"1[3-9]\d{9}", fullmatch=True))
+def test_no_mobile_survives(mobile: str) -> None:
+    assert mobile not in mask_text(f"x {mobile} y")
+
+
+@given(st.from_regex(r"[1-6]\d{5}(19[5-9]\d|20[01]\d)(0[1-9]|1[0-2])(0[1-9]|1\d|2[0-8])\d{3}[\dX]", fullmatch=True))
+def test_no_id_number_survives(id_number: str) -> None:
+    assert id_number not in mask_text(f"id:{id_number}")
+
+
+@given(st.from_regex(r"[3-6]\d{15,18}", fullmatch=True))
+def test_no_card_number_survives(card: str) -> None:
+    assert card not in mask_text(f"card {card}.")
