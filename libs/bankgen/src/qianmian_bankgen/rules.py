@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 from numpy.typing import NDArray
 from qianmian_rules import LIFECYCLE_STAGES, SEGMENTS, EligibilityRules
 
@@ -39,7 +40,9 @@ class CustomerArrays:
     risk_expires_us: NDArray[np.int64]
 
 
-def _held_any(tokens: Sequence[str], customers: CustomerArrays, products: Sequence[CatalogueProduct]) -> BoolArray:
+def _held_any(
+    tokens: Sequence[str], customers: CustomerArrays, products: Sequence[CatalogueProduct]
+) -> BoolArray:
     """Customers holding any product whose id or type is among ``tokens`` (the engine's any-of match)."""
     wanted = set(tokens)
     cols = [j for j, p in enumerate(products) if p.product_id in wanted or p.product_type in wanted]
@@ -94,3 +97,35 @@ def offerable_matrix(
             product.risk_rating, customers, at_us
         )
     return out
+
+
+def customer_arrays_from_frames(
+    customers: pd.DataFrame, holdings: pd.DataFrame, products: Sequence[CatalogueProduct]
+) -> CustomerArrays:
+    """Rebuild ``CustomerArrays`` from ``customers.parquet`` and ``holdings.parquet`` frames.
+
+    Lets consumers of the generated files (and the tests) evaluate the catalogue's rules over the
+    state at as-of exactly as the generator did.
+    """
+    n = len(customers)
+    position = pd.Series(np.arange(n), index=customers["customer_id"].to_numpy())
+    product_position = {p.product_id: j for j, p in enumerate(products)}
+    held = np.zeros((n, len(products)), dtype=np.bool_)
+    known = holdings["product_id"].isin(product_position.keys()) & holdings["customer_id"].isin(
+        position.index
+    )
+    rows = position.loc[holdings.loc[known, "customer_id"].to_numpy()].to_numpy()
+    cols = holdings.loc[known, "product_id"].map(product_position).to_numpy(dtype=np.int64)
+    held[rows, cols] = True
+    since_epoch = customers["risk_expires_at"] - pd.Timestamp(0, tz="UTC")
+    expires_us = (since_epoch // pd.Timedelta(1, "us")).fillna(0).to_numpy(dtype=np.int64)
+    return CustomerArrays(
+        age=customers["age"].to_numpy(dtype=np.int64),
+        aum=customers["aum"].to_numpy(dtype=np.float64),
+        region=customers["region"].to_numpy(dtype=str),
+        segments=np.column_stack([customers[f"seg_{s}"].to_numpy(dtype=np.bool_) for s in SEGMENTS]),
+        lifecycle=customers["lifecycle_stage"].map(LIFECYCLE_STAGES.index).to_numpy(dtype=np.int64),
+        held=held,
+        risk_level=customers["risk_level"].fillna(0).to_numpy(dtype=np.int64),
+        risk_expires_us=np.asarray(expires_us, dtype=np.int64),
+    )

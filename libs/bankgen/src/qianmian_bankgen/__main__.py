@@ -1,0 +1,5 @@
+"""``python -m qianmian_bankgen`` runs the CLI."""
+
+from qianmian_bankgen.cli import main
+
+raise SystemExit(main())
