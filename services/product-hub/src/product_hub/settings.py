@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
+from pathlib import Path
 
 import yaml
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import SettingsConfigDict
-
 from qianmian_core.settings import Environment, ServiceSettings
 
 
@@ -52,7 +51,7 @@ class ProductHubSettings(ServiceSettings):
         return self
 
 
-def _dev_client_token(path: Any, client: str) -> str:
+def _dev_client_token(path: Path, client: str) -> str:
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except OSError as exc:

@@ -1,0 +1,5 @@
+"""The only place that issues queries against the product hub's tables."""
+
+from product_hub.repository.products import ProductRepository
+
+__all__ = ["ProductRepository"]
