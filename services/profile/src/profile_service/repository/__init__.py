@@ -1,0 +1,1 @@
+"""Repositories: the only place in the profile service that issues queries."""

@@ -1,0 +1,1 @@
+"""Business rules of the profile service: no SQL, no HTTP objects."""
