@@ -1,3 +1,4 @@
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -46,3 +47,19 @@ def test_no_id_number_survives(id_number: str) -> None:
 @given(st.from_regex(r"[3-6]\d{15,18}", fullmatch=True))
 def test_no_card_number_survives(card: str) -> None:
     assert card not in mask_text(f"card {card}.")
+
+
+def test_log_lines_are_json_and_masked(capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+    import logging
+
+    from qianmian_core.logging import configure_logging, get_logger
+
+    configure_logging("test-svc")
+    get_logger("t").info("consent_changed", customer_id="C000000001", note="call 13812345678")
+    logging.getLogger("stdlib").warning("card 6222021234567890123 declined")
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert lines[0]["note"] == "call 138****5678"
+    assert lines[0]["customer_id"] == "C000000001"
+    assert lines[0]["service"] == "test-svc"
+    assert lines[1]["event"] == "card 6222 **** **** 0123 declined"

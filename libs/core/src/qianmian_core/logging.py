@@ -21,6 +21,35 @@ def _orjson_dumps(obj: Any, default: Any = None) -> str:
     return orjson.dumps(obj, default=default).decode()
 
 
+class _StdoutLogger:
+    """Writes each rendered line to whatever ``sys.stdout`` is *now*.
+
+    Binding the stream once at configuration time breaks when stdout is swapped later (test
+    capture, daemonising); looking it up per line costs one attribute read.
+    """
+
+    def msg(self, message: str) -> None:
+        sys.stdout.write(message + "\n")
+
+    log = debug = info = warn = warning = error = err = critical = fatal = exception = msg
+
+
+def _stdout_logger_factory(*_args: Any) -> _StdoutLogger:
+    return _StdoutLogger()
+
+
+class _CurrentStdoutHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """A stream handler that always writes to the current ``sys.stdout``."""
+
+    @property
+    def stream(self) -> Any:
+        return sys.stdout
+
+    @stream.setter
+    def stream(self, _value: Any) -> None:
+        pass
+
+
 def configure_logging(service: str, level: str = "INFO") -> None:
     """Route structlog and the standard library through one JSON renderer with masking."""
     numeric = logging.getLevelName(level.upper())
@@ -33,11 +62,11 @@ def configure_logging(service: str, level: str = "INFO") -> None:
     structlog.configure(
         processors=[*shared, _mask_processor, structlog.processors.JSONRenderer(serializer=_orjson_dumps)],
         wrapper_class=structlog.make_filtering_bound_logger(numeric),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stdout),
+        logger_factory=_stdout_logger_factory,
         cache_logger_on_first_use=False,
     )
     structlog.contextvars.bind_contextvars(service=service)
-    handler = logging.StreamHandler(sys.stdout)
+    handler = _CurrentStdoutHandler()
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
             foreign_pre_chain=shared,
