@@ -9,7 +9,7 @@ UV ?= $(or $(shell command -v uv 2>/dev/null),.tools/bin/uv)
 # uv must use this machine's Python 3.11 and never download an interpreter.
 export UV_PYTHON_DOWNLOADS := never
 export UV_PYTHON_PREFERENCE := only-system
-export UV_PYTHON := $(PYTHON)
+export UV_PYTHON := 3.11
 # One BLAS thread per process: the services and trainers parallelise themselves.
 export OPENBLAS_NUM_THREADS ?= 1
 export OMP_NUM_THREADS ?= 1

@@ -14,7 +14,8 @@ import signal
 import subprocess
 import sys
 import time
-from datetime import UTC, date, datetime, time as dtime
+from datetime import UTC, date, datetime
+from datetime import time as dtime
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +53,9 @@ def environment(data_dir: Path) -> dict[str, str]:
             "PRODUCT_HUB_DATABASE_URL": f"sqlite:///{var / 'product-hub.db'}",
             "PROFILE_DATABASE_URL": f"sqlite:///{var / 'profile.db'}",
             "PRODUCT_HUB_PROFILE_URL": PROFILE,
+            # Keep the demo's output to the answers; the services log JSON at INFO by default.
+            "PRODUCT_HUB_LOG_LEVEL": os.environ.get("PRODUCT_HUB_LOG_LEVEL", "WARNING"),
+            "PROFILE_LOG_LEVEL": os.environ.get("PROFILE_LOG_LEVEL", "WARNING"),
         }
     )
     return env

@@ -29,8 +29,9 @@ def _parse_time(text: str) -> datetime:
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="qianmian-features",
-        description="Feast feature store of Qianmian. Environment: QIANMIAN_FEAST_ENV=local|redis|production, "
-        "QIANMIAN_DATA_DIR, QIANMIAN_FEATURE_REPO (see feature_repo/README.md).",
+        description="Feast feature store of Qianmian. Environment: "
+        "QIANMIAN_FEAST_ENV=local|redis|production, QIANMIAN_DATA_DIR, QIANMIAN_FEATURE_REPO "
+        "(see feature_repo/README.md).",
     )
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("apply", help="register entities, sources, views and feature services")
@@ -63,7 +64,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         refs = feature_refs(store, CUSTOMER_VIEWS)
         values = online_features(store, [args.customer], refs)[args.customer]
         _, missing = check_freshness(values, ttl_by_view(store), now)
-        for ref, feature in values.items():
+        for ref in refs:
+            feature = values[ref]
             stamp = feature.event_timestamp.isoformat() if feature.event_timestamp else "-"
             flag = "  MISSING" if ref in missing else ""
             print(f"{ref:45} {feature.value!s:>24}  {stamp}{flag}")

@@ -54,10 +54,11 @@ def check_freshness(
     fresh: dict[str, Any] = {}
     missing: list[str] = []
     for ref, feature in values_with_ts.items():
-        ttl = ttl_by_view.get(view_of(ref))
-        if not feature.present:
-            missing.append(ref)
-        elif ttl and feature.event_timestamp is not None and feature.event_timestamp < now - ttl:
+        ttl = ttl_by_view.get(view_of(ref)) or timedelta(0)
+        stale = (
+            ttl > timedelta(0) and feature.event_timestamp is not None and feature.event_timestamp < now - ttl
+        )
+        if stale or not feature.present:
             missing.append(ref)
         else:
             fresh[ref] = feature.value

@@ -64,8 +64,8 @@ class FeatureSettings(BaseSettings):
     )
     redis_url: str | None = Field(
         default=None,
-        description="QIANMIAN_REDIS_URL: redis://[:password@]host:port/db; used when "
-        "REDIS_CONNECTION_STRING is not set",
+        description="QIANMIAN_REDIS_URL: redis://[:password@]host:port/db; when set, it "
+        "replaces REDIS_CONNECTION_STRING (Feast's host:port,db=N form)",
     )
 
     @field_validator("feature_repo")
@@ -93,7 +93,7 @@ class FeatureSettings(BaseSettings):
     def yaml_variables(self, environ: dict[str, str] | None = None) -> dict[str, str]:
         """Values for the ``${VARS}`` of the yaml: the process environment plus derived ones."""
         variables = dict(os.environ if environ is None else environ)
-        if "REDIS_CONNECTION_STRING" not in variables and self.redis_url:
+        if self.redis_url:  # our own setting wins over Feast's variable
             variables["REDIS_CONNECTION_STRING"] = redis_url_to_feast(self.redis_url)
         return variables
 
@@ -103,14 +103,16 @@ class FeatureSettings(BaseSettings):
         Feast itself uses ``os.path.expandvars``, which leaves an unset ``${VAR}`` in place
         and fails later with an obscure connection error; this names the variable instead.
         """
-        text = self.yaml_path.read_text(encoding="utf-8")
+        # comment lines are dropped: they may mention variables the config does not use
+        lines = self.yaml_path.read_text(encoding="utf-8").splitlines()
+        text = "\n".join(line for line in lines if not line.lstrip().startswith("#"))
         variables = self.yaml_variables(environ)
         missing = sorted({name for name in _ENV_REF.findall(text) if not variables.get(name)})
         if missing:
             raise FeatureConfigError(
                 f"{self.yaml_path} ({self.feast_env.value}) needs environment variables: {', '.join(missing)}"
             )
-        return _ENV_REF.sub(lambda match: variables[match.group(1)], text)
+        return _ENV_REF.sub(lambda match: variables[match.group(1)], text) + "\n"
 
 
 def redis_url_to_feast(url: str) -> str:

@@ -111,7 +111,6 @@ def apply(store: FeatureStore) -> None:
         apply_total_with_repo_instance(
             store, store.project, store.registry, contents, skip_source_validation=False
         )
-    store.refresh_registry()
 
 
 def _utc(moment: datetime) -> datetime:
@@ -123,14 +122,25 @@ def _utc(moment: datetime) -> datetime:
 def materialize(store: FeatureStore, end: datetime | None = None, start: datetime | None = None) -> None:
     """Load the latest value per entity up to ``end`` into the online store.
 
-    Without ``start`` this is incremental: from the previous run's end, or for the first
-    run from ``end`` minus each view's TTL, the oldest value that could still be fresh.
+    Without ``start`` each view is materialised incrementally: from the end of its
+    previous run, or on its first run from ``end`` minus its TTL, the oldest value that
+    could still be fresh at ``end``. (Feast's own ``materialize_incremental`` starts a
+    first run at *wall-clock* now minus TTL, which loads nothing when ``end`` lies in
+    the past, e.g. for a generated data set or a backfill.)
     """
     end = _utc(end or datetime.now(UTC))
-    if start is None:
-        store.materialize_incremental(end_date=end)
-    else:
+    if start is not None:
         store.materialize(start_date=_utc(start), end_date=end)
+        return
+    for view in store.list_feature_views():
+        if not view.online:
+            continue
+        previous = view.most_recent_end_time
+        ttl = view.ttl or timedelta(0)
+        first = end - ttl if ttl > timedelta(0) else datetime(1970, 1, 1, tzinfo=UTC)
+        view_start = max(first, _utc(previous)) if previous is not None else first
+        if view_start < end:
+            store.materialize(start_date=view_start, end_date=end, feature_views=[view.name])
 
 
 def push_customer_activity(
@@ -168,11 +178,9 @@ def push_customer_activity(
 def _read_online(
     store: FeatureStore, join_key: str, ids: Sequence[str], features: Sequence[str] | str
 ) -> OnlineFeatures:
-    refs: list[str] | FeatureService
-    if isinstance(features, str):
-        refs = store.get_feature_service(features)
-    else:
-        refs = list(features)
+    refs: list[str] | FeatureService = (
+        store.get_feature_service(features) if isinstance(features, str) else list(features)
+    )
     response = store.get_online_features(
         features=refs, entity_rows=[{join_key: entity_id} for entity_id in ids], full_feature_names=True
     )
@@ -207,6 +215,51 @@ def online_product_features(
 ) -> OnlineFeatures:
     """Online product features with their event timestamps (see ``online_features``)."""
     return _read_online(store, "product_id", product_ids, features)
+
+
+def historical_features(
+    store: FeatureStore, entity_df: pd.DataFrame, features: Sequence[str] | str
+) -> pd.DataFrame:
+    """Point-in-time features for every row of ``entity_df``: one output row per input row, in order.
+
+    ``entity_df`` has the join keys of the requested views, a timezone-aware
+    ``event_timestamp`` and any other columns (labels, request ids), which are kept.
+    Columns are named ``view__feature``. A feature without a row in
+    ``[event_timestamp - ttl, event_timestamp]`` is null.
+
+    Feast's file (Dask) offline store silently *drops* an entity row when the entity has
+    source rows but none inside that window (e.g. a customer who joined after the
+    requested time), and collapses rows sharing keys and timestamp (feast#6787). Training
+    sets would lose exactly the new and lapsed customers, so the request is de-duplicated
+    here and the answer joined back onto ``entity_df``.
+    """
+    refs: list[str] | FeatureService
+    if isinstance(features, str):
+        refs = store.get_feature_service(features)
+        views = [projection.name for projection in refs.feature_view_projections]
+    else:
+        refs = list(features)
+        views = sorted({ref.partition(":")[0] for ref in refs})
+    join_keys = sorted(
+        {column.name for name in views for column in store.get_feature_view(name).entity_columns}
+    )
+    absent = [key for key in (*join_keys, "event_timestamp") if key not in entity_df]
+    if absent:
+        raise ValueError(f"entity_df lacks columns: {', '.join(absent)}")
+    on = [*join_keys, "event_timestamp"]
+    frame = entity_df.copy()
+    frame["event_timestamp"] = _utc_series(frame["event_timestamp"])
+    request = frame[on].drop_duplicates(ignore_index=True)
+    answer = store.get_historical_features(entity_df=request, features=refs, full_feature_names=True).to_df()
+    answer["event_timestamp"] = _utc_series(answer["event_timestamp"])
+    return frame.merge(answer, on=on, how="left", validate="many_to_one")
+
+
+def _utc_series(stamps: pd.Series[Any]) -> pd.Series[Any]:
+    converted = pd.to_datetime(stamps)
+    if converted.dt.tz is None:
+        raise ValueError("event_timestamp must be timezone-aware")
+    return converted.dt.tz_convert("UTC").astype("datetime64[ns, UTC]")
 
 
 def ttl_by_view(store: FeatureStore) -> dict[str, timedelta]:

@@ -57,6 +57,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             factory=True,
             host=args.host or settings.host,
             port=args.port or settings.port,
+            workers=1,
+            # Our JSON logging (configured in create_app) handles uvicorn's loggers too.
+            log_config=None,
         )
         return 0
     raise AssertionError(args.command)  # pragma: no cover - argparse rejects unknown commands
