@@ -77,10 +77,18 @@ def _importable_repo(repo: Path, data_dir: str) -> Iterator[None]:
     test's copy) or a new data directory would silently reuse the first one's objects.
     """
     repo = repo.resolve()
+    # Evict by *name* as well as by file: a module of the same name imported from another copy of
+    # the repo (another test, another data directory) would otherwise shadow this one.
+    repo_module_names = {
+        ".".join(path.relative_to(repo).with_suffix("").parts)
+        for path in repo.rglob("*.py")
+        if "data" not in path.relative_to(repo).parts
+    }
     stale = [
         name
         for name, module in sys.modules.items()
-        if getattr(module, "__file__", None) and Path(module.__file__ or "").resolve().parent == repo
+        if name in repo_module_names
+        or (getattr(module, "__file__", None) and Path(module.__file__ or "").resolve().parent == repo)
     ]
     for name in stale:
         del sys.modules[name]
