@@ -6,7 +6,6 @@ import pytest
 from fastapi import APIRouter, Depends, FastAPI
 from fastapi.testclient import TestClient
 from pydantic import BaseModel, Field
-
 from qianmian_core.app import create_service_app
 from qianmian_core.auth import Principal, TokenRegistry, require_scope
 from qianmian_core.errors import ConflictError, NotFoundError
@@ -23,7 +22,9 @@ def build_app(ready: bool = True) -> FastAPI:
     router = APIRouter()
 
     @router.get("/v1/things/{thing_id}")
-    async def get_thing(thing_id: str, _p: Principal = Depends(require_scope("products:read"))) -> dict[str, str]:
+    async def get_thing(
+        thing_id: str, _p: Principal = Depends(require_scope("products:read"))
+    ) -> dict[str, str]:
         if thing_id == "missing":
             raise NotFoundError("thing not found", code="thing_not_found")
         if thing_id == "boom":
@@ -31,7 +32,9 @@ def build_app(ready: bool = True) -> FastAPI:
         return {"id": thing_id}
 
     @router.post("/v1/things")
-    async def create_thing(item: Item, _p: Principal = Depends(require_scope("products:write"))) -> dict[str, str]:
+    async def create_thing(
+        item: Item, _p: Principal = Depends(require_scope("products:write"))
+    ) -> dict[str, str]:
         if item.name == "dup":
             raise ConflictError("already exists", details={"name": item.name})
         return {"name": item.name}

@@ -1,7 +1,6 @@
 from pathlib import Path
 
 import pytest
-
 from qianmian_core.auth import Principal, TokenRegistry
 
 
@@ -12,7 +11,9 @@ def write_tokens(tmp_path: Path, body: str) -> Path:
 
 
 def test_known_token_authenticates_with_scopes(tmp_path: Path) -> None:
-    path = write_tokens(tmp_path, 'clients:\n  svc:\n    token: "' + "a" * 30 + '"\n    scopes: [products:read]\n')
+    path = write_tokens(
+        tmp_path, 'clients:\n  svc:\n    token: "' + "a" * 30 + '"\n    scopes: [products:read]\n'
+    )
     registry = TokenRegistry.from_file(path)
     principal = registry.authenticate("a" * 30)
     assert principal == Principal(client="svc", scopes=frozenset({"products:read"}))

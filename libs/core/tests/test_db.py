@@ -1,9 +1,8 @@
 from pathlib import Path
 
-from sqlalchemy import text
-
 from qianmian_core.db import Database
 from qianmian_core.testing import temporary_postgres_database
+from sqlalchemy import text
 
 
 def test_sqlite_file_database_has_wal_and_foreign_keys(tmp_path: Path) -> None:

@@ -1,8 +1,14 @@
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-
-from qianmian_core.masking import mask_card_number, mask_id_number, mask_mobile, mask_name, mask_text, mask_value
+from qianmian_core.masking import (
+    mask_card_number,
+    mask_id_number,
+    mask_mobile,
+    mask_name,
+    mask_text,
+    mask_value,
+)
 
 
 def test_mobile_is_masked_in_free_text() -> None:
@@ -39,7 +45,11 @@ def test_no_mobile_survives(mobile: str) -> None:
     assert mobile not in mask_text(f"x {mobile} y")
 
 
-@given(st.from_regex(r"[1-6]\d{5}(19[5-9]\d|20[01]\d)(0[1-9]|1[0-2])(0[1-9]|1\d|2[0-8])\d{3}[\dX]", fullmatch=True))
+@given(
+    st.from_regex(
+        r"[1-6]\d{5}(19[5-9]\d|20[01]\d)(0[1-9]|1[0-2])(0[1-9]|1\d|2[0-8])\d{3}[\dX]", fullmatch=True
+    )
+)
 def test_no_id_number_survives(id_number: str) -> None:
     assert id_number not in mask_text(f"id:{id_number}")
 

@@ -2,7 +2,6 @@ from pathlib import Path
 
 import pytest
 from pydantic_settings import SettingsConfigDict
-
 from qianmian_core.settings import Environment, ServiceSettings, load_settings
 
 

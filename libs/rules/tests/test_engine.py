@@ -3,7 +3,6 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-
 from qianmian_rules import CustomerFacts, EligibilityRules, check_eligibility, check_suitability
 
 NOW = datetime(2026, 11, 23, tzinfo=UTC)
