@@ -16,7 +16,7 @@ export OMP_NUM_THREADS ?= 1
 
 RUN := $(UV) run --frozen --no-sync
 DEMO_DATA := var/demo/bank
-SRC_DIRS := libs/core/src libs/rules/src libs/bankgen/src libs/features/src services/product-hub/src services/profile/src
+SRC_DIRS := libs/core/src libs/rules/src libs/bankgen/src libs/features/src $(wildcard services/*/src)
 
 .PHONY: help install demo test lint format bench serve clean
 
