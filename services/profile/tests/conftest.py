@@ -19,21 +19,12 @@ from profile_service.settings import ProfileSettings
 from qianmian_core.db import Database
 from qianmian_core.logging import configure_logging
 from qianmian_core.testing import auth_headers
-from qianmian_rules import SEGMENTS
+from qianmian_rules import MOMENT_TYPES, SEGMENTS
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 TOKENS = REPO_ROOT / "config" / "dev-tokens.yaml"
 CHANNELS = ("app", "mini_program", "push", "sms", "remote_agent", "online_rm")
-EVENT_TYPES = (
-    "salary_credited",
-    "deposit_maturing",
-    "wealth_maturing",
-    "large_inbound_transfer",
-    "card_bill",
-    "birthday",
-    "aum_drop",
-    "app_login",
-)
+EVENT_TYPES = MOMENT_TYPES
 PRODUCTS = (("DEP-3M-01", "deposit"), ("WM-R2-01", "wealth_management"), ("CC-GOLD-01", "credit_card"))
 
 #: Customer 1's identifiers: the masking tests know what to expect.

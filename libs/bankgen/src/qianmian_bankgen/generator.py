@@ -44,7 +44,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 from numpy.typing import NDArray
-from qianmian_rules import LIFECYCLE_STAGES, PRODUCT_TYPES, SEGMENTS
+from qianmian_rules import LIFECYCLE_STAGES, MOMENT_TYPES, PRODUCT_TYPES, SEGMENTS
 
 from qianmian_bankgen.catalogue import CATALOGUE, CHANNELS, CatalogueProduct
 from qianmian_bankgen.pii import generate_pii, id_strings
@@ -66,16 +66,7 @@ REGIONS: Final[tuple[str, ...]] = ("GD", "GX", "FJ", "HN", "JX", "HA", "SC", "ZJ
 # A Guangdong regional bank: most customers are local, the rest migrated from nearby provinces.
 _REGION_P: Final = (0.62, 0.06, 0.06, 0.05, 0.03, 0.03, 0.03, 0.03, 0.03, 0.02, 0.02, 0.02)
 _LIFECYCLE_P: Final = (0.05, 0.10, 0.52, 0.15, 0.10, 0.08)
-EVENT_TYPES: Final[tuple[str, ...]] = (
-    "salary_credited",
-    "deposit_maturing",
-    "wealth_maturing",
-    "large_inbound_transfer",
-    "card_bill",
-    "birthday",
-    "aum_drop",
-    "app_login",
-)
+EVENT_TYPES: Final[tuple[str, ...]] = MOMENT_TYPES
 INTERACTION_TYPES: Final[tuple[str, ...]] = ("impression", "click", "purchase")
 _CONSENT_P: Final = np.array([0.93, 0.70, 0.62, 0.45, 0.28, 0.38])
 #: Expected purchases per customer over the window; the affinity matrix is scaled to it.

@@ -8,19 +8,23 @@ answer from the same code.
 from qianmian_rules.engine import check_eligibility, check_suitability, is_offerable
 from qianmian_rules.model import (
     LIFECYCLE_STAGES,
+    MOMENT_TYPES,
     PRODUCT_TYPES,
     SEGMENTS,
     CustomerFacts,
     EligibilityRules,
+    MomentType,
     RuleFailure,
 )
 
 __all__ = [
     "LIFECYCLE_STAGES",
+    "MOMENT_TYPES",
     "PRODUCT_TYPES",
     "SEGMENTS",
     "CustomerFacts",
     "EligibilityRules",
+    "MomentType",
     "RuleFailure",
     "check_eligibility",
     "check_suitability",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from enum import StrEnum
 from typing import Final
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -39,6 +40,23 @@ PRODUCT_TYPES: Final[tuple[str, ...]] = (
     "mortgage_service",
     "payroll_service",
 )
+
+
+class MomentType(StrEnum):
+    """Moments of truth (时机): events that make an offer timely."""
+
+    SALARY_CREDITED = "salary_credited"
+    DEPOSIT_MATURING = "deposit_maturing"
+    WEALTH_MATURING = "wealth_maturing"
+    LARGE_INBOUND_TRANSFER = "large_inbound_transfer"
+    CARD_BILL = "card_bill"
+    BIRTHDAY = "birthday"
+    AUM_DROP = "aum_drop"
+    APP_LOGIN = "app_login"
+
+
+#: Moment types as plain strings, in a fixed order (the generator encodes them by index).
+MOMENT_TYPES: Final[tuple[str, ...]] = tuple(m.value for m in MomentType)
 
 
 class EligibilityRules(BaseModel):

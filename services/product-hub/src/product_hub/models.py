@@ -2,23 +2,21 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Final
 
+from qianmian_core.db import UTCDateTime
 from qianmian_rules import PRODUCT_TYPES
 from sqlalchemy import (
     JSON,
     CheckConstraint,
-    DateTime,
     Double,
     ForeignKey,
     Integer,
     MetaData,
     SmallInteger,
     String,
-    TypeDecorator,
 )
-from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 #: The approval workflow; see ``product_hub.service.workflow`` for the allowed moves.
@@ -36,30 +34,6 @@ NAMING_CONVENTION: Final[dict[str, str]] = {
 
 def _in_list(column: str, values: tuple[str, ...]) -> str:
     return f"{column} IN ({', '.join(repr(v) for v in values)})"
-
-
-class UTCDateTime(TypeDecorator[datetime]):
-    """A timezone-aware timestamp on every dialect: stored in UTC, always read back with tzinfo=UTC.
-
-    SQLite has no time zones and returns naive values; without this they would silently compare
-    wrongly against aware datetimes.
-    """
-
-    impl = DateTime(timezone=True)
-    cache_ok = True
-
-    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            raise ValueError("naive datetime given to a UTC column")
-        value = value.astimezone(UTC)
-        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
-
-    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
-        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 class Base(DeclarativeBase):

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-from profile_service.models import UTCDateTime
+from qianmian_core.db import UTCDateTime
 
 revision: str = "0001_profile"
 down_revision: str | None = None

@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from qianmian_rules import MOMENT_TYPES, MomentType
 
 CUSTOMER_ID_PATTERN = r"^C\d{9}$"
 CustomerId = Annotated[str, StringConstraints(pattern=CUSTOMER_ID_PATTERN)]
@@ -14,17 +15,8 @@ Token = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.:\-]{1,64}$")]
 #: Clock skew tolerated for timestamps "now" on the caller's side.
 CLOCK_SKEW = timedelta(minutes=5)
 
-EventType = Literal[
-    "salary_credited",
-    "deposit_maturing",
-    "wealth_maturing",
-    "large_inbound_transfer",
-    "card_bill",
-    "birthday",
-    "aum_drop",
-    "app_login",
-]
-EVENT_TYPES: tuple[str, ...] = EventType.__args__  # type: ignore[attr-defined]
+EventType = MomentType
+EVENT_TYPES: tuple[str, ...] = MOMENT_TYPES
 AMOUNT_REQUIRED: frozenset[str] = frozenset({"salary_credited", "large_inbound_transfer", "aum_drop"})
 
 MarketingChannel = Literal["app", "mini_program", "push", "sms", "remote_agent", "online_rm"]
