@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
-import yaml
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import SettingsConfigDict
+from qianmian_core.clients import dev_client_token
 from qianmian_core.settings import Environment, ServiceSettings
 
 
@@ -45,18 +43,7 @@ class ProductHubSettings(ServiceSettings):
             return self
         if self.environment is Environment.PRODUCTION:
             raise ValueError("production needs PRODUCT_HUB_PROFILE_TOKEN: the token for calling profile")
-        token = _dev_client_token(self.auth_tokens_file, self.profile_token_client)
+        token = dev_client_token(self.auth_tokens_file, self.profile_token_client, "profile")
         # The model is frozen; this runs once, while the instance is being built.
         object.__setattr__(self, "profile_token", SecretStr(token))
         return self
-
-
-def _dev_client_token(path: Path, client: str) -> str:
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except OSError as exc:
-        raise ValueError(f"cannot read token file {path}: {exc.strerror}") from None
-    spec = (data.get("clients") or {}).get(client)
-    if not isinstance(spec, dict) or not spec.get("token"):
-        raise ValueError(f"token file {path} has no client {client!r} to call profile with")
-    return str(spec["token"])
