@@ -18,7 +18,7 @@ RUN := $(UV) run --frozen --no-sync
 DEMO_DATA := var/demo/bank
 SRC_DIRS := libs/core/src libs/rules/src libs/bankgen/src libs/features/src $(wildcard services/*/src)
 
-.PHONY: help install demo test lint format bench serve clean
+.PHONY: help install demo test lint format bench eval serve clean images
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -49,8 +49,31 @@ format: install ## apply ruff's formatting and safe fixes
 bench: install ## benchmarks; results go to bench/results/
 	$(RUN) python bench/bankgen_bench.py
 
+eval: install ## offline evaluation report (reports/)
+	$(RUN) recommender eval --customers 100000 --seed 7 --out reports
+
 serve: install ## product-hub (8001) and profile (8004) on embedded defaults until Ctrl-C
 	$(RUN) python scripts/demo.py --serve --customers 10000 --data $(DEMO_DATA)
+
+# Container images (deploy/docker/Dockerfile): image name = service directory, SERVICE = uv package.
+# Needs docker with BuildKit; pin the bases by digest with PYTHON_IMAGE=python:3.11.14-slim-bookworm@sha256:...
+IMAGE_PREFIX ?= qianmian
+IMAGE_TAG ?= $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml | head -n 1)
+PYTHON_IMAGE ?= python:3.11.14-slim-bookworm
+UV_IMAGE ?= ghcr.io/astral-sh/uv:$(UV_VERSION)
+IMAGES := product-hub=product-hub profile=profile-service content-hub=content-hub rights-hub=rights-hub recommender=recommender
+
+images: ## build the five service images with docker (qianmian/<service>:<version>)
+	@for pair in $(IMAGES); do \
+	  name=$${pair%%=*}; package=$${pair#*=}; \
+	  echo "building $(IMAGE_PREFIX)/$$name:$(IMAGE_TAG) (package $$package)"; \
+	  DOCKER_BUILDKIT=1 docker build --file deploy/docker/Dockerfile \
+	    --build-arg SERVICE=$$package --build-arg VERSION=$(IMAGE_TAG) \
+	    --build-arg REVISION=$$(git rev-parse HEAD 2>/dev/null || echo unknown) \
+	    --build-arg CREATED=$$(date -u +%Y-%m-%dT%H:%M:%SZ) \
+	    --build-arg PYTHON_IMAGE=$(PYTHON_IMAGE) --build-arg UV_IMAGE=$(UV_IMAGE) \
+	    --tag $(IMAGE_PREFIX)/$$name:$(IMAGE_TAG) . || exit 1; \
+	done
 
 clean: ## remove generated data and local databases
 	rm -rf var/ .pytest_cache .mypy_cache .ruff_cache
