@@ -1,0 +1,1 @@
+"""The recommender's learning half: data, models, metrics, registry and offline evaluation."""

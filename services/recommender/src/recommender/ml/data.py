@@ -1,0 +1,284 @@
+"""Training data: confidence-weighted customer × product interactions and feature matrices.
+
+The generator's files (``docs/data-contract.md``) are the offline store: ``interactions.parquet``
+for behaviour, ``customers.parquet`` and ``products.parquet`` for the features that let LightFM
+serve cold-start customers and new products, and ``truth/preferences.npz`` for the oracle.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Final
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+from numpy.typing import NDArray
+
+from recommender.ml.idmap import IdMap
+
+F32 = NDArray[np.float32]
+INTERACTION_TYPES: Final = ("impression", "click", "purchase")
+_AUM_EDGES: Final = (10_000.0, 50_000.0, 200_000.0, 1_000_000.0)
+_SEGMENTS: Final = ("payroll", "mortgage", "credit_card", "wealth", "social_security", "long_tail")
+
+
+@dataclass(frozen=True)
+class InteractionWeights:
+    """Confidence of one interaction by type: a purchase says far more than an impression."""
+
+    impression: float = 0.5
+    click: float = 3.0
+    purchase: float = 30.0
+
+    def of(self, types: NDArray[np.object_] | pd.Series) -> NDArray[np.float32]:
+        """The weight of each interaction type in ``types`` (unknown types weigh 0)."""
+        values = np.asarray(types, dtype=object)
+        out = np.zeros(values.shape[0], dtype=np.float32)
+        for name in INTERACTION_TYPES:
+            out[values == name] = getattr(self, name)
+        return out
+
+    def to_json(self) -> dict[str, float]:
+        """JSON-ready form for manifests."""
+        return {name: float(getattr(self, name)) for name in INTERACTION_TYPES}
+
+
+@dataclass(frozen=True)
+class Bank:
+    """One data set in the shape the recommender trains on, whatever its source.
+
+    ``interactions``: customer_id, product_id, interaction_type, event_timestamp (UTC).
+    ``customers``: customer_id plus whichever feature columns the source has.
+    ``products``: product_id plus product_type / risk_rating / attributes where known.
+    ``affinity``: the planted preference oracle, ``[customers × products]`` aligned with
+    ``oracle_customers`` / ``oracle_products`` (synthetic data only).
+    """
+
+    name: str
+    interactions: pd.DataFrame
+    customers: pd.DataFrame
+    products: pd.DataFrame
+    affinity: NDArray[np.float32] | None = None
+    oracle_customers: IdMap | None = None
+    oracle_products: IdMap | None = None
+    meta: dict[str, object] = field(default_factory=dict)
+
+
+def load_bank(path: Path) -> Bank:
+    """Read a generated bank (``qianmian-bankgen generate`` output)."""
+    path = Path(path)
+    interactions = pd.read_parquet(
+        path / "interactions.parquet",
+        columns=["customer_id", "product_id", "interaction_type", "event_timestamp"],
+    )
+    customers = pd.read_parquet(path / "customers.parquet")
+    products = pd.read_parquet(path / "products.parquet")
+    truth_file = path / "truth" / "preferences.npz"
+    affinity = oracle_customers = oracle_products = None
+    if truth_file.is_file():
+        with np.load(truth_file, allow_pickle=False) as truth:
+            affinity = np.asarray(truth["affinity"], dtype=np.float32)
+            oracle_customers = IdMap(str(c) for c in truth["customer_ids"])
+            oracle_products = IdMap(str(p) for p in truth["product_ids"])
+    meta: dict[str, object] = {}
+    manifest = path / "manifest.json"
+    if manifest.is_file():
+        meta = json.loads(manifest.read_text(encoding="utf-8"))
+    return Bank(
+        name=f"synthetic bank {path.name}",
+        interactions=interactions,
+        customers=customers,
+        products=products,
+        affinity=affinity,
+        oracle_customers=oracle_customers,
+        oracle_products=oracle_products,
+        meta=meta,
+    )
+
+
+def interaction_matrix(
+    interactions: pd.DataFrame, customers: IdMap, products: IdMap, weights: InteractionWeights
+) -> sp.csr_matrix:
+    """``[customers × products]`` float32 confidence: the sum of the weights of each pair's rows.
+
+    Rows whose customer or product is not in the maps are dropped.
+    """
+    rows = customers.indices(interactions["customer_id"].tolist())
+    cols = products.indices(interactions["product_id"].tolist())
+    values = weights.of(interactions["interaction_type"].to_numpy())
+    keep = (rows >= 0) & (cols >= 0) & (values > 0)
+    matrix = sp.csr_matrix(
+        (values[keep], (rows[keep], cols[keep])), shape=(len(customers), len(products)), dtype=np.float32
+    )
+    matrix.sum_duplicates()
+    matrix.sort_indices()
+    return matrix
+
+
+def purchase_matrix(interactions: pd.DataFrame, customers: IdMap, products: IdMap) -> sp.csr_matrix:
+    """``[customers × products]`` 0/1: pairs with a purchase (or a ``holding`` row from a loader)."""
+    bought = interactions[interactions["interaction_type"].isin(("purchase", "holding"))]
+    bought = bought.assign(interaction_type="purchase")
+    matrix = interaction_matrix(bought, customers, products, InteractionWeights(0.0, 0.0, 1.0))
+    matrix.data[:] = 1.0
+    return matrix
+
+
+# ---------------------------------------------------------------------------------------------
+# features: readable tokens ("segment=payroll", "type=deposit") -> sparse rows
+# ---------------------------------------------------------------------------------------------
+
+
+def customer_feature_tokens(customers: pd.DataFrame) -> list[list[str]]:
+    """Feature tokens per customer: segments, lifecycle, age band, AUM band, risk level, city tier.
+
+    Uses the columns that exist, so loaders of other formats may provide fewer; a
+    ``feature_tokens`` column (comma list) is appended verbatim.
+    """
+    n = len(customers)
+    parts: list[list[str]] = [[] for _ in range(n)]
+
+    def add(tokens: Sequence[str | None]) -> None:
+        for row, token in zip(parts, tokens, strict=True):
+            if token:
+                row.append(token)
+
+    for segment in _SEGMENTS:
+        column = f"seg_{segment}"
+        if column in customers:
+            add([f"segment={segment}" if v else None for v in customers[column].astype(bool)])
+    if "lifecycle_stage" in customers:
+        add([f"lifecycle={v}" for v in customers["lifecycle_stage"].astype(str)])
+    if "age_band" in customers:
+        add([f"age_band={v}" for v in customers["age_band"].astype(str)])
+    if "aum" in customers:
+        bands = np.digitize(customers["aum"].fillna(0).to_numpy(dtype=np.float64), _AUM_EDGES)
+        add([f"aum_band={b}" for b in bands])
+    if "risk_level" in customers:
+        levels = customers["risk_level"].fillna(0).to_numpy(dtype=np.int64)
+        add([f"risk={level}" if level else "risk=none" for level in levels])
+    if "city_tier" in customers:
+        add([f"city_tier={v}" for v in customers["city_tier"].astype(str)])
+    if "feature_tokens" in customers:
+        for row, value in zip(parts, customers["feature_tokens"].fillna("").astype(str), strict=True):
+            row.extend(t for t in value.split(",") if t)
+    return parts
+
+
+def product_feature_tokens(products: pd.DataFrame) -> list[list[str]]:
+    """Feature tokens per product: type, risk rating and the marketing tags of its attributes."""
+    out: list[list[str]] = []
+    for _, row in products.iterrows():
+        tokens: list[str] = []
+        if "product_type" in row and pd.notna(row["product_type"]):
+            tokens.append(f"type={row['product_type']}")
+        if "risk_rating" in row:
+            rating = row["risk_rating"]
+            tokens.append(f"risk=R{int(rating)}" if pd.notna(rating) else "risk=none")
+        attributes = row.get("attributes")
+        if isinstance(attributes, str) and attributes:
+            tags = json.loads(attributes).get("tags", [])
+            tokens.extend(f"tag={t}" for t in tags)
+        out.append(tokens)
+    return out
+
+
+class FeatureVocabulary:
+    """The known feature tokens in column order; encodes token lists as row-normalised sparse rows.
+
+    Row normalisation keeps a customer with many tokens from getting a larger embedding norm
+    (LightFM's own advice for feature matrices).
+    """
+
+    def __init__(self, names: Sequence[str]) -> None:
+        self.ids = IdMap(names)
+
+    @classmethod
+    def fit(cls, token_lists: Sequence[Sequence[str]]) -> FeatureVocabulary:
+        """All tokens seen, sorted."""
+        return cls(sorted({t for tokens in token_lists for t in tokens}))
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def encode(
+        self, token_lists: Sequence[Sequence[str]], *, prefix: sp.csr_matrix | None = None
+    ) -> sp.csr_matrix:
+        """``[rows × (prefix columns + vocabulary)]``; unknown tokens are ignored."""
+        indptr = [0]
+        indices: list[int] = []
+        for tokens in token_lists:
+            known = sorted({i for t in tokens if (i := self.ids.get(t)) is not None})
+            indices.extend(known)
+            indptr.append(len(indices))
+        matrix = sp.csr_matrix(
+            (
+                np.ones(len(indices), dtype=np.float32),
+                np.asarray(indices, dtype=np.int64),
+                np.asarray(indptr),
+            ),
+            shape=(len(token_lists), len(self)),
+            dtype=np.float32,
+        )
+        if prefix is not None:
+            matrix = sp.hstack([prefix, matrix], format="csr", dtype=np.float32)
+        sums = np.asarray(matrix.sum(axis=1)).ravel()
+        scale = np.divide(1.0, sums, out=np.zeros_like(sums), where=sums > 0).astype(np.float32)
+        return sp.csr_matrix(sp.diags(scale) @ matrix, dtype=np.float32)
+
+
+@dataclass(frozen=True)
+class TrainingData:
+    """What a model is fitted on: id maps, confidence matrix, seen items and feature tokens."""
+
+    customers: IdMap
+    products: IdMap
+    interactions: sp.csr_matrix
+    seen: sp.csr_matrix
+    customer_tokens: list[list[str]]
+    product_tokens: list[list[str]]
+    weights: InteractionWeights
+    window: tuple[str, str]
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """``(customers, products)``."""
+        return len(self.customers), len(self.products)
+
+
+def training_data(
+    bank: Bank,
+    *,
+    products: IdMap,
+    weights: InteractionWeights,
+    until: pd.Timestamp | None = None,
+    interactions: pd.DataFrame | None = None,
+) -> TrainingData:
+    """Build the training set: interactions before ``until`` (all if None), customers with history.
+
+    ``products`` fixes the product axis (the catalogue), so every model of one run shares it.
+    """
+    frame = bank.interactions if interactions is None else interactions
+    if until is not None:
+        frame = frame[frame["event_timestamp"] < until]
+    customers = IdMap.from_values(frame["customer_id"].unique().tolist())
+    matrix = interaction_matrix(frame, customers, products, weights)
+    seen = purchase_matrix(frame, customers, products)
+    features = bank.customers.set_index("customer_id").reindex(list(customers.ids)).reset_index()
+    product_frame = bank.products.set_index("product_id").reindex(list(products.ids)).reset_index()
+    timestamps = frame["event_timestamp"]
+    window = (str(timestamps.min()), str(timestamps.max())) if len(frame) else ("", "")
+    return TrainingData(
+        customers=customers,
+        products=products,
+        interactions=matrix,
+        seen=seen,
+        customer_tokens=customer_feature_tokens(features),
+        product_tokens=product_feature_tokens(product_frame),
+        weights=weights,
+        window=window,
+    )

@@ -1,0 +1,1 @@
+"""Business logic of the recommender service (no HTTP framework objects here)."""
