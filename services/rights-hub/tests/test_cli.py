@@ -1,0 +1,62 @@
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import structlog
+from qianmian_core.migrations import current_revision
+from rights_hub.cli import main
+from rights_hub.service.seed import SEED_RIGHTS
+
+DEV_TOKENS = Path(__file__).resolve().parents[3] / "config" / "dev-tokens.yaml"
+
+
+@pytest.fixture(autouse=True)
+def restore_logging() -> Iterator[None]:
+    """The CLI configures logging onto the current stdout (pytest's capture): undo that afterwards."""
+    config = structlog.get_config()
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    yield
+    structlog.configure(**config)
+    root.handlers, root.level = handlers, level
+    structlog.contextvars.clear_contextvars()
+
+
+@pytest.fixture
+def database_url(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    url = f"sqlite:///{tmp_path / 'cli.db'}"
+    monkeypatch.setenv("RIGHTS_HUB_DATABASE_URL", url)
+    monkeypatch.setenv("RIGHTS_HUB_AUTH_TOKENS_FILE", str(DEV_TOKENS))
+    monkeypatch.setenv("RIGHTS_HUB_LOG_LEVEL", "WARNING")
+    return url
+
+
+def test_migrate_seed_expire_downgrade(database_url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["migrate"]) == 0
+    assert current_revision(database_url) is not None
+    assert main(["seed"]) == 0
+    assert f"{len(SEED_RIGHTS)} created, {len(SEED_RIGHTS)} activated" in capsys.readouterr().out
+    assert main(["seed"]) == 0
+    assert f"0 created, 0 activated, {len(SEED_RIGHTS)} already in place" in capsys.readouterr().out
+    assert main(["expire"]) == 0
+    assert "expired 0 holds and 0 grants, retired 0 rights" in capsys.readouterr().out
+    assert main(["downgrade"]) == 0
+    assert current_revision(database_url) is None
+
+
+def test_bad_configuration_stops_with_a_clear_message(
+    database_url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("RIGHTS_HUB_DEFAULT_HOLD_SECONDS", "100000")
+    with pytest.raises(SystemExit) as stopped:
+        main(["migrate"])
+    assert stopped.value.code == 2
+    assert "RIGHTS_HUB" in capsys.readouterr().err
+
+
+def test_unknown_command_is_refused() -> None:
+    with pytest.raises(SystemExit):
+        main(["explode"])
