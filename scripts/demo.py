@@ -26,7 +26,16 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 PRODUCT_HUB = "http://127.0.0.1:8001"
+CONTENT_HUB = "http://127.0.0.1:8002"
+RIGHTS_HUB = "http://127.0.0.1:8003"
 PROFILE = "http://127.0.0.1:8004"
+#: (console script, base URL, database file) of every service the demo runs, in start order.
+SERVICES = (
+    ("profile-service", PROFILE, "profile.db"),
+    ("product-hub", PRODUCT_HUB, "product-hub.db"),
+    ("content-hub", CONTENT_HUB, "content-hub.db"),
+    ("rights-hub", RIGHTS_HUB, "rights-hub.db"),
+)
 
 
 def step(message: str) -> None:
@@ -52,10 +61,15 @@ def environment(data_dir: Path) -> dict[str, str]:
             "QIANMIAN_DATA_DIR": str(data_dir),
             "PRODUCT_HUB_DATABASE_URL": f"sqlite:///{var / 'product-hub.db'}",
             "PROFILE_DATABASE_URL": f"sqlite:///{var / 'profile.db'}",
+            "CONTENT_HUB_DATABASE_URL": f"sqlite:///{var / 'content-hub.db'}",
+            "RIGHTS_HUB_DATABASE_URL": f"sqlite:///{var / 'rights-hub.db'}",
             "PRODUCT_HUB_PROFILE_URL": PROFILE,
+            "CONTENT_HUB_PROFILE_URL": PROFILE,
             # Keep the demo's output to the answers; the services log JSON at INFO by default.
             "PRODUCT_HUB_LOG_LEVEL": os.environ.get("PRODUCT_HUB_LOG_LEVEL", "WARNING"),
             "PROFILE_LOG_LEVEL": os.environ.get("PROFILE_LOG_LEVEL", "WARNING"),
+            "CONTENT_HUB_LOG_LEVEL": os.environ.get("CONTENT_HUB_LOG_LEVEL", "WARNING"),
+            "RIGHTS_HUB_LOG_LEVEL": os.environ.get("RIGHTS_HUB_LOG_LEVEL", "WARNING"),
         }
     )
     return env
@@ -90,29 +104,28 @@ def prepare(customers: int, seed: int, data_dir: Path, env: dict[str, str]) -> d
             ],
             env,
         )
-    for var_db in ("product-hub.db", "profile.db"):
+    for _, _, var_db in SERVICES:
         for suffix in ("", "-wal", "-shm"):
             (data_dir.parent / f"{var_db}{suffix}").unlink(missing_ok=True)
     step("feast apply + materialize (SQLite online store, parquet offline store)")
     run([str(BIN / "qianmian-features"), "apply"], env)
     end = datetime.combine(as_of, dtime(23, 59, 59), tzinfo=UTC).isoformat()
     run([str(BIN / "qianmian-features"), "materialize", "--end", end], env)
-    step("migrating and seeding product-hub (catalogue) and profile (customers, consent, moments)")
-    run([str(BIN / "product-hub"), "migrate"], env)
-    run([str(BIN / "product-hub"), "seed"], env)
+    step("migrating and seeding profile (customers, consent, moments), product-hub (catalogue),")
+    print("    content-hub (content approved through maker-checker review) and rights-hub (rights, budgets)")
     run([str(BIN / "profile-service"), "migrate"], env)
     run([str(BIN / "profile-service"), "seed", "--data", str(data_dir)], env)
+    for script in ("product-hub", "content-hub", "rights-hub"):
+        run([str(BIN / script), "migrate"], env)
+        run([str(BIN / script), "seed"], env)
     return as_of
 
 
 def start(env: dict[str, str]) -> list[subprocess.Popen[bytes]]:
-    step("starting product-hub on :8001 and profile on :8004")
-    procs = [
-        subprocess.Popen([str(BIN / "product-hub"), "serve"], env=env, cwd=ROOT),
-        subprocess.Popen([str(BIN / "profile-service"), "serve"], env=env, cwd=ROOT),
-    ]
-    deadline = time.monotonic() + 60
-    for base in (PRODUCT_HUB, PROFILE):
+    step("starting profile :8004, product-hub :8001, content-hub :8002, rights-hub :8003")
+    procs = [subprocess.Popen([str(BIN / script), "serve"], env=env, cwd=ROOT) for script, _, _ in SERVICES]
+    deadline = time.monotonic() + 90
+    for _, base, _ in SERVICES:
         while True:
             try:
                 if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
@@ -123,7 +136,7 @@ def start(env: dict[str, str]) -> list[subprocess.Popen[bytes]]:
                 stop(procs)
                 raise SystemExit(f"{base} did not become ready")
             time.sleep(0.2)
-    print("    both services ready", flush=True)
+    print("    all services ready", flush=True)
     return procs
 
 
@@ -163,7 +176,7 @@ def sample_customers(data_dir: Path, as_of: date) -> list[tuple[str, str]]:
     return chosen
 
 
-def show(customer_id: str, label: str) -> None:
+def show(customer_id: str, label: str) -> list[dict[str, Any]]:
     step(f"{customer_id}: {label}")
     profile = httpx.get(
         f"{PROFILE}/v1/customers/{customer_id}",
@@ -185,6 +198,74 @@ def show(customer_id: str, label: str) -> None:
     for item in items:
         risk = f"R{item['risk_rating']}" if item.get("risk_rating") else "--"
         print(f"    {item['product_id']:<14} {risk:<3} {item['product_type']:<18} {item['name']}")
+    return list(items)
+
+
+def show_rights(customer_id: str, segments: list[str]) -> None:
+    """The rights this customer's segments could still be granted, with their remaining budget."""
+    headers = {"Authorization": f"Bearer {token('recommender')}"}
+    step(f"{customer_id}: affordable rights (GET /v1/rights?affordable=true&segment=…)")
+    seen: set[str] = set()
+    for segment in segments:
+        listing = httpx.get(
+            f"{RIGHTS_HUB}/v1/rights",
+            params={"affordable": "true", "segment": segment},
+            headers=headers,
+            timeout=5,
+        )
+        listing.raise_for_status()
+        for right in listing.json()["items"]:
+            if right["right_id"] in seen:
+                continue
+            seen.add(right["right_id"])
+            budget = httpx.get(
+                f"{RIGHTS_HUB}/v1/rights/{right['right_id']}/budget", headers=headers, timeout=5
+            )
+            budget.raise_for_status()
+            left = budget.json()
+            print(
+                f"    {right['right_id']:<18} {right['right_type']:<18} {right['name']:<16}"
+                f" remaining {left['remaining_count']:,} grants / ¥{left['remaining_money_fen'] / 100:,.0f}"
+            )
+    if not seen:
+        print("    none affordable for this customer's segments")
+
+
+def show_content(customer_id: str, eligible: list[dict[str, Any]]) -> None:
+    """Render approved content of an eligible product as a push text and a remote-banking call script."""
+    headers = {"Authorization": f"Bearer {token('recommender')}"}
+    for product in eligible:
+        found = httpx.get(
+            f"{CONTENT_HUB}/v1/content",
+            params={"product_id": product["product_id"], "channel": "push"},
+            headers=headers,
+            timeout=5,
+        )
+        found.raise_for_status()
+        items = found.json()["items"]
+        if not items:
+            continue
+        content_id = items[0]["content_id"]
+        step(f"{customer_id}: content for {product['product_id']} {product['name']} ({content_id})")
+        for channel, title in (("push", "push text"), ("remote_agent", "remote-banking call script (话术)")):
+            rendered = httpx.get(
+                f"{CONTENT_HUB}/v1/content/render",
+                params={"content_id": content_id, "channel": channel, "customer_id": customer_id},
+                headers=headers,
+                timeout=5,
+            )
+            rendered.raise_for_status()
+            body = rendered.json()
+            print(f"  {title}, version {body['version']} (GET /v1/content/render?channel={channel}):")
+            print("    " + body["text"].replace("\n", "\n    "))
+        return
+    print("  no approved content for any of this customer's eligible products")
+
+
+def segments_of(data_dir: Path, customer_id: str) -> list[str]:
+    customers = pd.read_parquet(data_dir / "customers.parquet", columns=["customer_id", "segments"])
+    row = customers[customers["customer_id"] == customer_id].iloc[0]
+    return [s for s in str(row["segments"]).split(",") if s]
 
 
 def _summary(profile: dict[str, Any]) -> dict[str, Any]:
@@ -221,8 +302,11 @@ def main() -> int:
             while all(p.poll() is None for p in procs):
                 time.sleep(0.5)
         else:
-            for customer_id, label in sample_customers(data_dir, as_of):
-                show(customer_id, label)
+            for n, (customer_id, label) in enumerate(sample_customers(data_dir, as_of)):
+                eligible = show(customer_id, label)
+                if n == 0:
+                    show_content(customer_id, eligible)
+                    show_rights(customer_id, segments_of(data_dir, customer_id))
     except KeyboardInterrupt:
         pass
     finally:
