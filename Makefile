@@ -48,11 +48,12 @@ format: install ## apply ruff's formatting and safe fixes
 
 bench: install ## benchmarks; results go to bench/results/
 	$(RUN) python bench/bankgen_bench.py
+	$(RUN) python bench/train_bench.py --threads 2
 
 eval: install ## offline evaluation report (reports/)
 	$(RUN) recommender eval --customers 100000 --seed 7 --out reports
 
-serve: install ## product-hub (8001) and profile (8004) on embedded defaults until Ctrl-C
+serve: install ## profile, product-hub, content-hub, rights-hub on embedded defaults until Ctrl-C
 	$(RUN) python scripts/demo.py --serve --customers 10000 --data $(DEMO_DATA)
 
 # Container images (deploy/docker/Dockerfile): image name = service directory, SERVICE = uv package.
