@@ -9,7 +9,7 @@ import pytest
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import PlainTextResponse
 from pydantic import BaseModel
-from qianmian_core.clients import JsonServiceClient, dev_client_token, path_of
+from qianmian_core.clients import JsonServiceClient, ServiceClient, dev_client_token, path_of
 from qianmian_core.errors import DependencyUnavailableError, NotFoundError
 
 pytestmark = pytest.mark.anyio
@@ -115,3 +115,20 @@ def test_dev_client_token(tmp_path: Path) -> None:
         dev_client_token(tokens, "b", "profile")
     with pytest.raises(ValueError, match="cannot read token file"):
         dev_client_token(tmp_path / "missing.yaml", "a", "profile")
+
+
+class ThingClient(ServiceClient):
+    service = "things"
+    unavailable_error = ThingServiceDownError
+    default_timeout_s = 0.25
+
+    async def thing(self, name: str) -> Thing:
+        return await self._client.get_model(path_of("things", name), Thing)
+
+
+async def test_a_service_client_subclass_names_its_service_error_and_timeout() -> None:
+    client = ThingClient("http://127.0.0.1:9", TOKEN)
+    assert client._client.service == "things"
+    with pytest.raises(ThingServiceDownError):
+        await client.thing("x")
+    await client.aclose()

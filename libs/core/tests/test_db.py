@@ -1,6 +1,8 @@
+import sqlite3
 from pathlib import Path
 
-from qianmian_core.db import Database
+import pytest
+from qianmian_core.db import Database, in_list, naming_metadata
 from qianmian_core.testing import temporary_postgres_database
 from sqlalchemy import text
 
@@ -35,3 +37,29 @@ def test_postgres_database() -> None:
         db.ping()
         assert db.dialect == "postgresql"
         db.dispose()
+
+
+def test_sqlite_immediate_takes_the_write_lock_at_begin(tmp_path: Path) -> None:
+    path = tmp_path / "lock.db"
+    db = Database(f"sqlite:///{path}", sqlite_immediate=True)
+    with db.session() as s:
+        s.execute(text("CREATE TABLE t (v INTEGER)"))
+    other = sqlite3.connect(path, timeout=0, isolation_level=None)
+    try:
+        with db.session() as s:
+            s.execute(text("SELECT count(*) FROM t"))  # a read only, yet the write lock is taken
+            with pytest.raises(sqlite3.OperationalError, match="locked"):
+                other.execute("BEGIN IMMEDIATE")
+        other.execute("BEGIN IMMEDIATE")  # released at commit
+        other.execute("ROLLBACK")
+    finally:
+        other.close()
+        db.dispose()
+
+
+def test_naming_metadata_names_constraints_and_takes_overrides() -> None:
+    assert naming_metadata().naming_convention["pk"] == "pk_%(table_name)s"
+    custom = naming_metadata(uq="uq_%(table_name)s_%(column_0_N_name)s")
+    assert custom.naming_convention["uq"] == "uq_%(table_name)s_%(column_0_N_name)s"
+    assert custom.naming_convention["ck"] == naming_metadata().naming_convention["ck"]
+    assert in_list("status", ("a", "b")) == "status IN ('a', 'b')"

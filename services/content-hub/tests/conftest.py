@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -14,7 +13,7 @@ from content_hub.main import create_app
 from content_hub.profile import CustomerTraits, ProfileUnavailableError
 from content_hub.settings import ContentHubSettings
 from fastapi.testclient import TestClient
-from qianmian_core.testing import auth_headers
+from qianmian_core.testing import assert_error, auth_headers, copy_of_sqlite, migrated_sqlite_template
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 DEV_TOKENS = REPO_ROOT / "config" / "dev-tokens.yaml"
@@ -44,16 +43,12 @@ class InMemoryProfiles:
 @pytest.fixture(scope="session")
 def migrated_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One SQLite file migrated to head; each test gets a copy (much faster than migrating each time)."""
-    path = tmp_path_factory.mktemp("template") / "content-hub.db"
-    migrate(f"sqlite:///{path}")
-    return path
+    return migrated_sqlite_template(tmp_path_factory.mktemp("template"), "content-hub.db", migrate)
 
 
 @pytest.fixture
 def database_url(tmp_path: Path, migrated_template: Path) -> str:
-    target = tmp_path / "content-hub.db"
-    shutil.copyfile(migrated_template, target)
-    return f"sqlite:///{target}"
+    return copy_of_sqlite(migrated_template, tmp_path)
 
 
 @pytest.fixture
@@ -130,18 +125,6 @@ def content_payload() -> Callable[..., dict[str, Any]]:
         return body
 
     return build
-
-
-def assert_error(response: Any, status: int, code: str | None = None) -> dict[str, Any]:
-    """The answer has ``status`` and the one error shape (and ``code`` when given)."""
-    assert response.status_code == status, response.text
-    body = response.json()
-    assert set(body) == {"error"}
-    assert set(body["error"]) == {"code", "message", "details"}
-    if code is not None:
-        assert body["error"]["code"] == code, body
-    error: dict[str, Any] = body["error"]
-    return error
 
 
 @pytest.fixture(scope="session")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -13,7 +12,7 @@ from product_hub.database import migrate
 from product_hub.errors import CustomerNotFoundError, ProfileUnavailableError
 from product_hub.main import create_app
 from product_hub.settings import ProductHubSettings
-from qianmian_core.testing import auth_headers
+from qianmian_core.testing import assert_error, auth_headers, copy_of_sqlite, migrated_sqlite_template
 from qianmian_rules import CustomerFacts
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
@@ -39,16 +38,12 @@ class InMemoryFactsProvider:
 @pytest.fixture(scope="session")
 def migrated_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One SQLite file migrated to head; each test gets a copy (much faster than migrating each time)."""
-    path = tmp_path_factory.mktemp("template") / "product-hub.db"
-    migrate(f"sqlite:///{path}")
-    return path
+    return migrated_sqlite_template(tmp_path_factory.mktemp("template"), "product-hub.db", migrate)
 
 
 @pytest.fixture
 def database_url(tmp_path: Path, migrated_template: Path) -> str:
-    target = tmp_path / "product-hub.db"
-    shutil.copyfile(migrated_template, target)
-    return f"sqlite:///{target}"
+    return copy_of_sqlite(migrated_template, tmp_path)
 
 
 @pytest.fixture
@@ -95,18 +90,6 @@ def product_payload() -> Callable[..., dict[str, Any]]:
         return body
 
     return build
-
-
-def assert_error(response: Any, status: int, code: str | None = None) -> dict[str, Any]:
-    """The answer has ``status`` and the one error shape (and ``code`` when given)."""
-    assert response.status_code == status, response.text
-    body = response.json()
-    assert set(body) == {"error"}
-    assert set(body["error"]) == {"code", "message", "details"}
-    if code is not None:
-        assert body["error"]["code"] == code
-    error: dict[str, Any] = body["error"]
-    return error
 
 
 @pytest.fixture(scope="session")

@@ -1,14 +1,13 @@
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import structlog
 from product_hub.cli import main
 from qianmian_bankgen.catalogue import CATALOGUE
 from qianmian_core.migrations import current_revision
+from qianmian_core.testing import cli_environment, logging_restored
 
 DEV_TOKENS = Path(__file__).resolve().parents[3] / "config" / "dev-tokens.yaml"
 
@@ -16,22 +15,13 @@ DEV_TOKENS = Path(__file__).resolve().parents[3] / "config" / "dev-tokens.yaml"
 @pytest.fixture(autouse=True)
 def restore_logging() -> Iterator[None]:
     """The CLI configures logging onto the current stdout (pytest's capture): undo that afterwards."""
-    config = structlog.get_config()
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
-    yield
-    structlog.configure(**config)
-    root.handlers, root.level = handlers, level
-    structlog.contextvars.clear_contextvars()
+    with logging_restored():
+        yield
 
 
 @pytest.fixture
 def database_url(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
-    url = f"sqlite:///{tmp_path / 'cli.db'}"
-    monkeypatch.setenv("PRODUCT_HUB_DATABASE_URL", url)
-    monkeypatch.setenv("PRODUCT_HUB_AUTH_TOKENS_FILE", str(DEV_TOKENS))
-    monkeypatch.setenv("PRODUCT_HUB_LOG_LEVEL", "WARNING")
-    return url
+    return cli_environment(monkeypatch, "PRODUCT_HUB_", f"sqlite:///{tmp_path / 'cli.db'}", DEV_TOKENS)
 
 
 def test_migrate_seed_downgrade(database_url: str, capsys: pytest.CaptureFixture[str]) -> None:

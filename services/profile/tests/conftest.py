@@ -18,7 +18,7 @@ from profile_service.service.seeding import seed
 from profile_service.settings import ProfileSettings
 from qianmian_core.db import Database
 from qianmian_core.logging import configure_logging
-from qianmian_core.testing import auth_headers
+from qianmian_core.testing import assert_error, auth_headers
 from qianmian_rules import MOMENT_TYPES, SEGMENTS
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
@@ -213,20 +213,6 @@ def client(settings: ProfileSettings, seeded: Database, pusher: RecordingPusher)
 def headers() -> Callable[[str], dict[str, str]]:
     """Authorization headers of a dev client from config/dev-tokens.yaml."""
     return lambda client: auth_headers(client, str(TOKENS))
-
-
-def assert_error(response: object, status: int, code: str | None = None) -> dict[str, object]:
-    """The response has the one error shape and the given status (and code)."""
-    from httpx import Response
-
-    assert isinstance(response, Response)
-    assert response.status_code == status, response.text
-    body = response.json()
-    assert set(body) == {"error"}
-    assert set(body["error"]) == {"code", "message", "details"}
-    if code is not None:
-        assert body["error"]["code"] == code
-    return dict(body["error"])
 
 
 @pytest.fixture

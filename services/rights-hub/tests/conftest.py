@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -11,7 +10,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from qianmian_core.testing import auth_headers
+from qianmian_core.testing import assert_error, auth_headers, copy_of_sqlite, migrated_sqlite_template
 from rights_hub.database import migrate
 from rights_hub.main import create_app
 from rights_hub.settings import RightsHubSettings
@@ -23,16 +22,12 @@ DEV_TOKENS = REPO_ROOT / "config" / "dev-tokens.yaml"
 @pytest.fixture(scope="session")
 def migrated_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One SQLite file migrated to head; each test gets a copy (much faster than migrating each time)."""
-    path = tmp_path_factory.mktemp("template") / "rights-hub.db"
-    migrate(f"sqlite:///{path}")
-    return path
+    return migrated_sqlite_template(tmp_path_factory.mktemp("template"), "rights-hub.db", migrate)
 
 
 @pytest.fixture
 def database_url(tmp_path: Path, migrated_template: Path) -> str:
-    target = tmp_path / "rights-hub.db"
-    shutil.copyfile(migrated_template, target)
-    return f"sqlite:///{target}"
+    return copy_of_sqlite(migrated_template, tmp_path)
 
 
 @pytest.fixture
@@ -84,18 +79,6 @@ def right_body(**overrides: Any) -> dict[str, Any]:
     }
     body.update(overrides)
     return body
-
-
-def assert_error(response: Any, status: int, code: str | None = None) -> dict[str, Any]:
-    """The answer has ``status`` and the one error shape (and ``code`` when given)."""
-    assert response.status_code == status, response.text
-    body = response.json()
-    assert set(body) == {"error"}
-    assert set(body["error"]) == {"code", "message", "details"}
-    if code is not None:
-        assert body["error"]["code"] == code, body
-    error: dict[str, Any] = body["error"]
-    return error
 
 
 @pytest.fixture

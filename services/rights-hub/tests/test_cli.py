@@ -1,12 +1,11 @@
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import structlog
 from qianmian_core.migrations import current_revision
+from qianmian_core.testing import cli_environment, logging_restored
 from rights_hub.cli import main
 from rights_hub.service.seed import SEED_RIGHTS
 
@@ -16,22 +15,13 @@ DEV_TOKENS = Path(__file__).resolve().parents[3] / "config" / "dev-tokens.yaml"
 @pytest.fixture(autouse=True)
 def restore_logging() -> Iterator[None]:
     """The CLI configures logging onto the current stdout (pytest's capture): undo that afterwards."""
-    config = structlog.get_config()
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
-    yield
-    structlog.configure(**config)
-    root.handlers, root.level = handlers, level
-    structlog.contextvars.clear_contextvars()
+    with logging_restored():
+        yield
 
 
 @pytest.fixture
 def database_url(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
-    url = f"sqlite:///{tmp_path / 'cli.db'}"
-    monkeypatch.setenv("RIGHTS_HUB_DATABASE_URL", url)
-    monkeypatch.setenv("RIGHTS_HUB_AUTH_TOKENS_FILE", str(DEV_TOKENS))
-    monkeypatch.setenv("RIGHTS_HUB_LOG_LEVEL", "WARNING")
-    return url
+    return cli_environment(monkeypatch, "RIGHTS_HUB_", f"sqlite:///{tmp_path / 'cli.db'}", DEV_TOKENS)
 
 
 def test_migrate_seed_expire_downgrade(database_url: str, capsys: pytest.CaptureFixture[str]) -> None:

@@ -18,7 +18,7 @@ Tests pass ``transport=httpx.ASGITransport(app=...)`` to talk to a stand-in app 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 from urllib.parse import quote
 
 import httpx
@@ -102,6 +102,39 @@ class JsonServiceClient:
         # Not the caller's fault: the other service broke its contract, so report a broken dependency.
         log.error("dependency_contract_violation", dependency=self.service)
         return self._unavailable(f"the {self.service} service answered in an unexpected shape")
+
+
+class ServiceClient:
+    """Base of a typed client of one other service: subclasses name it and add their calls.
+
+    Subclasses set ``service`` (``profile``), optionally ``unavailable_error`` and
+    ``default_timeout_s``, and read through ``self._client`` (a :class:`JsonServiceClient`).
+    """
+
+    service: ClassVar[str]
+    unavailable_error: ClassVar[type[DependencyUnavailableError]] = DependencyUnavailableError
+    default_timeout_s: ClassVar[float] = 1.0
+
+    def __init__(
+        self,
+        base_url: str,
+        token: str,
+        *,
+        timeout_s: float | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self._client = JsonServiceClient(
+            self.service,
+            base_url,
+            token,
+            timeout_s=self.default_timeout_s if timeout_s is None else timeout_s,
+            transport=transport,
+            unavailable_error=self.unavailable_error,
+        )
+
+    async def aclose(self) -> None:
+        """Close the pooled connections."""
+        await self._client.aclose()
 
 
 def dev_client_token(path: Path, client: str, purpose: str) -> str:

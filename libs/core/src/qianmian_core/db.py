@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
-from sqlalchemy import DateTime, Dialect, Engine, create_engine, event, text
+from sqlalchemy import Connection, DateTime, Dialect, Engine, MetaData, Update, create_engine, event, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.pool import StaticPool
 from sqlalchemy.types import TypeDecorator
@@ -17,6 +18,58 @@ from sqlalchemy.types import TypeDecorator
 
 class Base(DeclarativeBase):
     """Declarative base; each service defines its own subclass so that schemas stay separate."""
+
+
+#: Deterministic constraint names, so that migrations can address them on every dialect.
+NAMING_CONVENTION: Final[Mapping[str, str]] = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def naming_metadata(**overrides: str) -> MetaData:
+    """A service's own ``MetaData`` with :data:`NAMING_CONVENTION` (``overrides`` replace entries).
+
+    Use it as ``metadata = naming_metadata()`` on the service's ``DeclarativeBase`` subclass.
+    """
+    return MetaData(naming_convention={**NAMING_CONVENTION, **overrides})
+
+
+def in_list(column: str, values: tuple[str, ...]) -> str:
+    """SQL of a CHECK constraint: ``column IN ('a', 'b')``."""
+    return f"{column} IN ({', '.join(repr(v) for v in values)})"
+
+
+def is_unique_violation(exc: IntegrityError) -> bool:
+    """True when ``exc`` is a unique-key violation on PostgreSQL or SQLite."""
+    # PostgreSQL reports SQLSTATE 23505; SQLite only says so in the message.
+    return getattr(exc.orig, "sqlstate", None) == "23505" or "UNIQUE constraint failed" in str(exc.orig)
+
+
+def insert_unique(session: Session, row: object, conflict: Callable[[], Exception]) -> None:
+    """Insert ``row`` now; if its unique key is taken (also under a race) raise ``conflict()`` instead."""
+    session.add(row)
+    try:
+        session.flush()
+    except IntegrityError as exc:
+        if not is_unique_violation(exc):
+            raise
+        raise conflict() from exc
+
+
+def update_one(session: Session, stmt: Update) -> bool:
+    """Run a conditional UPDATE; True when it changed exactly one row (then the session is expired).
+
+    Callers build ``stmt`` with its guard in the WHERE clause (a version or a status), so that of two
+    concurrent writers only one wins; expiring makes the winner's next read see the stored row.
+    """
+    changed: bool = session.execute(stmt).rowcount == 1  # type: ignore[attr-defined]
+    if changed:
+        session.expire_all()
+    return changed
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -53,8 +106,23 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-def make_engine(url: str, *, echo: bool = False) -> Engine:
-    """Create an engine with the right options for the URL's dialect."""
+def _driver_autocommit(dbapi_connection: Any, _record: Any) -> None:
+    # Stop pysqlite from issuing its own (deferred) BEGIN; SQLAlchemy's begin event issues ours.
+    dbapi_connection.isolation_level = None
+
+
+def _begin_immediate(connection: Connection) -> None:
+    connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def make_engine(url: str, *, echo: bool = False, sqlite_immediate: bool = False) -> Engine:
+    """Create an engine with the right options for the URL's dialect.
+
+    ``sqlite_immediate=True`` starts every SQLite transaction with ``BEGIN IMMEDIATE``: it takes the
+    database's write lock up front, so two read-then-write transactions can never interleave
+    (SQLite's deferred default lets both read, then one fails or, worse, races). It has no effect
+    on PostgreSQL, which relies on conditional updates and row locks instead.
+    """
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         database = parsed.database
@@ -66,6 +134,9 @@ def make_engine(url: str, *, echo: bool = False) -> Engine:
                 url, echo=echo, connect_args={"check_same_thread": False}, poolclass=StaticPool
             )
         event.listen(engine, "connect", _sqlite_pragmas)
+        if sqlite_immediate:
+            event.listen(engine, "connect", _driver_autocommit)
+            event.listen(engine, "begin", _begin_immediate)
         return engine
     if parsed.get_backend_name() == "postgresql" and parsed.drivername == "postgresql":
         # Use psycopg 3, the driver we ship, whatever the URL's short form says.
@@ -76,9 +147,9 @@ def make_engine(url: str, *, echo: bool = False) -> Engine:
 class Database:
     """One engine and its session factory for a service."""
 
-    def __init__(self, url: str, *, echo: bool = False) -> None:
+    def __init__(self, url: str, *, echo: bool = False, sqlite_immediate: bool = False) -> None:
         self.url = url
-        self.engine = make_engine(url, echo=echo)
+        self.engine = make_engine(url, echo=echo, sqlite_immediate=sqlite_immediate)
         self.session_factory = sessionmaker(self.engine, expire_on_commit=False)
 
     @property

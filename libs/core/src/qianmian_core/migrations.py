@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 from alembic import command
@@ -36,6 +37,26 @@ def head_revision(script_location: Path) -> str | None:
     """The newest revision in the service's migration scripts."""
     script = ScriptDirectory.from_config(alembic_config(script_location, "sqlite://"))
     return script.get_current_head()
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceMigrations:
+    """A service's Alembic scripts and the calls that apply them to a database URL."""
+
+    script_location: Path
+
+    @classmethod
+    def beside(cls, module_file: str) -> ServiceMigrations:
+        """``<service>/migrations`` for a module at ``<service>/src/<package>/<module>.py``."""
+        return cls(Path(module_file).resolve().parents[2] / "migrations")
+
+    def migrate(self, database_url: str, revision: str = "head") -> None:
+        """Bring the database schema up to ``revision``."""
+        upgrade(self.script_location, database_url, revision)
+
+    def downgrade(self, database_url: str, revision: str = "base") -> None:
+        """Take the database schema down to ``revision`` (``base`` drops every table)."""
+        downgrade(self.script_location, database_url, revision)
 
 
 def current_revision(database_url: str) -> str | None:

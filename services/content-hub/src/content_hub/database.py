@@ -5,17 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Final
 
-from qianmian_core import migrations
+from qianmian_core.migrations import ServiceMigrations
 
 #: ``services/content-hub/migrations``: next to ``src/``, as in every service of the repository.
-MIGRATIONS_DIR: Final[Path] = Path(__file__).resolve().parents[2] / "migrations"
-
-
-def migrate(database_url: str, revision: str = "head") -> None:
-    """Bring the database schema up to ``revision``."""
-    migrations.upgrade(MIGRATIONS_DIR, database_url, revision)
-
-
-def downgrade(database_url: str, revision: str = "base") -> None:
-    """Take the database schema down to ``revision`` (``base`` drops every table)."""
-    migrations.downgrade(MIGRATIONS_DIR, database_url, revision)
+MIGRATIONS: Final[ServiceMigrations] = ServiceMigrations.beside(__file__)
+MIGRATIONS_DIR: Final[Path] = MIGRATIONS.script_location
+migrate = MIGRATIONS.migrate
+downgrade = MIGRATIONS.downgrade

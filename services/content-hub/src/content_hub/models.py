@@ -7,21 +7,18 @@ back exactly as it was approved.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Final
 
+from qianmian_core.db import UTCDateTime, in_list, naming_metadata
 from sqlalchemy import (
     JSON,
     CheckConstraint,
-    DateTime,
     ForeignKey,
     Integer,
-    MetaData,
     String,
-    TypeDecorator,
     UniqueConstraint,
 )
-from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 #: Review workflow of one version; see ``content_hub.service.workflow`` for the allowed moves.
@@ -35,43 +32,11 @@ VERSION_STATUSES: Final[tuple[str, ...]] = (
     "superseded",
 )
 
-NAMING_CONVENTION: Final[dict[str, str]] = {
-    "ix": "ix_%(column_0_label)s",
-    "uq": "uq_%(table_name)s_%(column_0_name)s",
-    "ck": "ck_%(table_name)s_%(constraint_name)s",
-    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
-    "pk": "pk_%(table_name)s",
-}
-
-
-def _in_list(column: str, values: tuple[str, ...]) -> str:
-    return f"{column} IN ({', '.join(repr(v) for v in values)})"
-
-
-class UTCDateTime(TypeDecorator[datetime]):
-    """A timezone-aware timestamp on every dialect: stored in UTC, read back with tzinfo=UTC."""
-
-    impl = DateTime(timezone=True)
-    cache_ok = True
-
-    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            raise ValueError("naive datetime given to a UTC column")
-        value = value.astimezone(UTC)
-        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
-
-    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
-        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
 
 class Base(DeclarativeBase):
     """Declarative base of the content hub's own schema."""
 
-    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    metadata = naming_metadata()
 
 
 class ContentItem(Base):
@@ -92,7 +57,7 @@ class ContentVersion(Base):
     __tablename__ = "content_versions"
     __table_args__ = (
         UniqueConstraint("content_id", "version", name="uq_content_versions_content_id_version"),
-        CheckConstraint(_in_list("status", VERSION_STATUSES), name="status"),
+        CheckConstraint(in_list("status", VERSION_STATUSES), name="status"),
         CheckConstraint("version >= 1", name="version"),
         CheckConstraint("approved_by IS NULL OR approved_by <> author", name="maker_checker"),
         CheckConstraint(
@@ -126,9 +91,9 @@ class ContentTransition(Base):
 
     __tablename__ = "content_transitions"
     __table_args__ = (
-        CheckConstraint(_in_list("to_status", VERSION_STATUSES), name="to_status"),
+        CheckConstraint(in_list("to_status", VERSION_STATUSES), name="to_status"),
         CheckConstraint(
-            "from_status IS NULL OR " + _in_list("from_status", VERSION_STATUSES), name="from_status"
+            "from_status IS NULL OR " + in_list("from_status", VERSION_STATUSES), name="from_status"
         ),
     )
 

@@ -11,9 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
-import httpx
 from pydantic import BaseModel, ConfigDict
-from qianmian_core.clients import JsonServiceClient, path_of
+from qianmian_core.clients import ServiceClient, path_of
 from qianmian_core.errors import DependencyUnavailableError
 
 from content_hub.errors import CustomerNotFoundError
@@ -49,25 +48,12 @@ class _TraitsBody(BaseModel):
     lifecycle_stage: str | None = None
 
 
-class ProfileTraitsClient:
+class ProfileTraitsClient(ServiceClient):
     """Reads customer traits from the profile service over HTTP with a short timeout."""
 
-    def __init__(
-        self,
-        base_url: str,
-        token: str,
-        *,
-        timeout_s: float = 0.5,
-        transport: httpx.AsyncBaseTransport | None = None,
-    ) -> None:
-        self._client = JsonServiceClient(
-            "profile",
-            base_url,
-            token,
-            timeout_s=timeout_s,
-            transport=transport,
-            unavailable_error=ProfileUnavailableError,
-        )
+    service = "profile"
+    unavailable_error = ProfileUnavailableError
+    default_timeout_s = 0.5
 
     async def traits_for(self, customer_id: str) -> CustomerTraits:
         """Ask profile for the customer's segments and lifecycle stage."""
@@ -79,7 +65,3 @@ class ProfileTraitsClient:
             ),
         )
         return CustomerTraits(frozenset(body.segments), body.lifecycle_stage)
-
-    async def aclose(self) -> None:
-        """Close the pooled connections."""
-        await self._client.aclose()

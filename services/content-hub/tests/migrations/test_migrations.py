@@ -2,54 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from alembic.autogenerate import compare_metadata
-from alembic.migration import MigrationContext
-from content_hub.database import MIGRATIONS_DIR, downgrade, migrate
+from content_hub.database import MIGRATIONS_DIR
 from content_hub.models import Base
-from qianmian_core.db import make_engine
-from qianmian_core.migrations import current_revision, head_revision
-from qianmian_core.testing import temporary_postgres_database
-from sqlalchemy import inspect
+from qianmian_core.testing import SQLITE_AND_POSTGRES, assert_migrations_round_trip, empty_database_url
+
+TABLES = {"content_items", "content_versions", "content_transitions"}
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def empty_database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'migrations.db'}"
-    else:
-        with temporary_postgres_database("content_hub_migrations") as url:
-            yield url
-
-
-def tables(url: str) -> set[str]:
-    engine = make_engine(url)
-    try:
-        return set(inspect(engine).get_table_names())
-    finally:
-        engine.dispose()
-
-
-def test_upgrade_from_empty_then_downgrade_to_empty(empty_database: str) -> None:
-    migrate(empty_database)
-    assert current_revision(empty_database) == head_revision(MIGRATIONS_DIR)
-    assert {"content_items", "content_versions", "content_transitions"} <= tables(empty_database)
-    downgrade(empty_database)
-    assert current_revision(empty_database) is None
-    assert tables(empty_database) <= {"alembic_version"}
-    migrate(empty_database)  # and back up again: downgrade left nothing behind
-    assert current_revision(empty_database) == head_revision(MIGRATIONS_DIR)
-
-
-def test_migrated_schema_matches_the_models(empty_database: str) -> None:
-    migrate(empty_database)
-    engine = make_engine(empty_database)
-    try:
-        with engine.connect() as conn:
-            context = MigrationContext.configure(conn, opts={"compare_type": True})
-            assert compare_metadata(context, Base.metadata) == []
-    finally:
-        engine.dispose()
+@pytest.mark.parametrize("dialect", SQLITE_AND_POSTGRES)
+def test_upgrade_matches_the_models_and_downgrade_leaves_nothing(dialect: str, tmp_path: Path) -> None:
+    with empty_database_url(dialect, tmp_path, "content_hub_migrations") as url:
+        assert_migrations_round_trip(MIGRATIONS_DIR, url, Base.metadata, TABLES)

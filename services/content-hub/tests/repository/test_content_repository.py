@@ -12,26 +12,16 @@ from content_hub.errors import ContentExistsError, OpenVersionExistsError
 from content_hub.models import ContentItem, ContentVersion
 from content_hub.repository import ContentRepository
 from qianmian_core.db import Database
-from qianmian_core.testing import temporary_postgres_database
+from qianmian_core.testing import SQLITE_AND_POSTGRES, migrated_database
 from sqlalchemy.exc import IntegrityError
 
 T0 = datetime(2030, 1, 1, 8, tzinfo=timezone(timedelta(hours=8)))
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+@pytest.fixture(params=SQLITE_AND_POSTGRES)
 def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'repo.db'}"
-        migrate(url)
-        db = Database(url)
+    with migrated_database(request.param, tmp_path, "content_hub_repo", migrate) as db:
         yield db
-        db.dispose()
-    else:
-        with temporary_postgres_database("content_hub_repo") as url:
-            migrate(url)
-            db = Database(url)
-            yield db
-            db.dispose()
 
 
 def item(content_id: str = "C1") -> ContentItem:

@@ -8,8 +8,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-import httpx
-from qianmian_core.clients import JsonServiceClient, path_of
+from qianmian_core.clients import ServiceClient, path_of
 from qianmian_rules import CustomerFacts
 
 from product_hub.errors import CustomerNotFoundError, ProfileUnavailableError
@@ -23,25 +22,12 @@ class CustomerFactsProvider(Protocol):
         ...
 
 
-class ProfileFactsClient:
+class ProfileFactsClient(ServiceClient):
     """Reads customer facts from the profile service over HTTP with a short timeout."""
 
-    def __init__(
-        self,
-        base_url: str,
-        token: str,
-        *,
-        timeout_s: float = 1.0,
-        transport: httpx.AsyncBaseTransport | None = None,
-    ) -> None:
-        self._client = JsonServiceClient(
-            "profile",
-            base_url,
-            token,
-            timeout_s=timeout_s,
-            transport=transport,
-            unavailable_error=ProfileUnavailableError,
-        )
+    service = "profile"
+    unavailable_error = ProfileUnavailableError
+    default_timeout_s = 1.0
 
     async def facts_for(self, customer_id: str) -> CustomerFacts:
         """Ask profile for the customer's eligibility facts."""
@@ -52,7 +38,3 @@ class ProfileFactsClient:
                 f"customer {customer_id} not found", details={"customer_id": customer_id}
             ),
         )
-
-    async def aclose(self) -> None:
-        """Close the pooled connections."""
-        await self._client.aclose()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Final
 
-from qianmian_core.db import UTCDateTime
+from qianmian_core.db import UTCDateTime, in_list, naming_metadata
 from qianmian_rules import PRODUCT_TYPES
 from sqlalchemy import (
     JSON,
@@ -13,7 +13,6 @@ from sqlalchemy import (
     Double,
     ForeignKey,
     Integer,
-    MetaData,
     SmallInteger,
     String,
 )
@@ -22,24 +21,11 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 #: The approval workflow; see ``product_hub.service.workflow`` for the allowed moves.
 PRODUCT_STATUSES: Final[tuple[str, ...]] = ("draft", "approved", "active", "retired")
 
-# Deterministic constraint names, so that migrations can address them on every dialect.
-NAMING_CONVENTION: Final[dict[str, str]] = {
-    "ix": "ix_%(column_0_label)s",
-    "uq": "uq_%(table_name)s_%(column_0_name)s",
-    "ck": "ck_%(table_name)s_%(constraint_name)s",
-    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
-    "pk": "pk_%(table_name)s",
-}
-
-
-def _in_list(column: str, values: tuple[str, ...]) -> str:
-    return f"{column} IN ({', '.join(repr(v) for v in values)})"
-
 
 class Base(DeclarativeBase):
     """Declarative base of the product hub's own schema."""
 
-    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    metadata = naming_metadata()
 
 
 class Product(Base):
@@ -47,8 +33,8 @@ class Product(Base):
 
     __tablename__ = "products"
     __table_args__ = (
-        CheckConstraint(_in_list("product_type", PRODUCT_TYPES), name="product_type"),
-        CheckConstraint(_in_list("status", PRODUCT_STATUSES), name="status"),
+        CheckConstraint(in_list("product_type", PRODUCT_TYPES), name="product_type"),
+        CheckConstraint(in_list("status", PRODUCT_STATUSES), name="status"),
         CheckConstraint("risk_rating IS NULL OR (risk_rating BETWEEN 1 AND 5)", name="risk_rating"),
         CheckConstraint("quota IS NULL OR quota >= 1", name="quota"),
         CheckConstraint("sold >= 0", name="sold"),
@@ -87,9 +73,9 @@ class ProductStatusChange(Base):
 
     __tablename__ = "product_status_changes"
     __table_args__ = (
-        CheckConstraint(_in_list("to_status", PRODUCT_STATUSES), name="to_status"),
+        CheckConstraint(in_list("to_status", PRODUCT_STATUSES), name="to_status"),
         CheckConstraint(
-            "from_status IS NULL OR " + _in_list("from_status", PRODUCT_STATUSES), name="from_status"
+            "from_status IS NULL OR " + in_list("from_status", PRODUCT_STATUSES), name="from_status"
         ),
     )
 

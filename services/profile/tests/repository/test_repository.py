@@ -10,14 +10,14 @@ import pytest
 from profile_service.models import Base, ConsentChange, ContactHistory, Customer, Event, RiskAssessment
 from profile_service.repository import customers, events, outbox
 from qianmian_core.db import Database
-from qianmian_core.testing import temporary_postgres_database
+from qianmian_core.testing import SQLITE_AND_POSTGRES, empty_database_url
 from sqlalchemy.orm import Session
 
 NOW = datetime(2025, 6, 15, 8, tzinfo=UTC)
 C = "C000000001"
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+@pytest.fixture(params=SQLITE_AND_POSTGRES)
 def session(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Session]:
     def run(url: str) -> Iterator[Session]:
         db = Database(url)
@@ -48,11 +48,8 @@ def session(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Session]
             yield s
         db.dispose()
 
-    if request.param == "sqlite":
-        yield from run(f"sqlite:///{tmp_path}/repo.db")
-    else:
-        with temporary_postgres_database("profile_repo") as url:
-            yield from run(url)
+    with empty_database_url(request.param, tmp_path, "profile_repo") as url:
+        yield from run(url)
 
 
 def test_risk_latest_recorded_is_current(session: Session) -> None:

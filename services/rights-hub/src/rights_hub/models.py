@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Final
 
-from qianmian_core.db import UTCDateTime
+from qianmian_core.db import UTCDateTime, in_list, naming_metadata
 from sqlalchemy import (
     JSON,
     BigInteger,
@@ -19,7 +19,6 @@ from sqlalchemy import (
     Index,
     Integer,
     LargeBinary,
-    MetaData,
     String,
     UniqueConstraint,
 )
@@ -49,23 +48,12 @@ LEDGER_OPERATIONS: Final[tuple[str, ...]] = (
     "reverse",
 )
 
-NAMING_CONVENTION: Final[dict[str, str]] = {
-    "ix": "ix_%(column_0_label)s",
-    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
-    "ck": "ck_%(table_name)s_%(constraint_name)s",
-    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
-    "pk": "pk_%(table_name)s",
-}
-
-
-def _in_list(column: str, values: tuple[str, ...]) -> str:
-    return f"{column} IN ({', '.join(repr(v) for v in values)})"
-
 
 class Base(DeclarativeBase):
     """Declarative base of the rights hub's own schema."""
 
-    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    # Unique constraints here span several columns: their names list every one of them.
+    metadata = naming_metadata(uq="uq_%(table_name)s_%(column_0_N_name)s")
 
 
 class Right(Base):
@@ -73,8 +61,8 @@ class Right(Base):
 
     __tablename__ = "rights"
     __table_args__ = (
-        CheckConstraint(_in_list("right_type", RIGHT_TYPES), name="right_type"),
-        CheckConstraint(_in_list("status", RIGHT_STATUSES), name="status"),
+        CheckConstraint(in_list("right_type", RIGHT_TYPES), name="right_type"),
+        CheckConstraint(in_list("status", RIGHT_STATUSES), name="status"),
         CheckConstraint("unit_cost_fen >= 0", name="unit_cost"),
         CheckConstraint("budget_count >= 1 AND budget_money_fen >= 0", name="budget"),
         CheckConstraint("per_customer_limit >= 1", name="per_customer_limit"),
@@ -150,7 +138,7 @@ class Reservation(Base):
 
     __tablename__ = "reservations"
     __table_args__ = (
-        CheckConstraint(_in_list("status", RESERVATION_STATUSES), name="status"),
+        CheckConstraint(in_list("status", RESERVATION_STATUSES), name="status"),
         UniqueConstraint("right_id", "customer_id", "seq"),
     )
 
@@ -171,7 +159,7 @@ class Grant(Base):
 
     __tablename__ = "grants"
     __table_args__ = (
-        CheckConstraint(_in_list("status", GRANT_STATUSES), name="status"),
+        CheckConstraint(in_list("status", GRANT_STATUSES), name="status"),
         UniqueConstraint("right_id", "customer_id", "seq"),
         UniqueConstraint("reservation_id"),
     )
@@ -197,7 +185,7 @@ class LedgerEntry(Base):
 
     __tablename__ = "ledger_entries"
     __table_args__ = (
-        CheckConstraint(_in_list("operation", LEDGER_OPERATIONS), name="operation"),
+        CheckConstraint(in_list("operation", LEDGER_OPERATIONS), name="operation"),
         # One effect per idempotency key, one grant per reservation, one of each step per grant.
         UniqueConstraint("actor", "idempotency_key"),
         UniqueConstraint("reservation_id", "operation"),

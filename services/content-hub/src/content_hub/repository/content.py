@@ -6,8 +6,8 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
+from qianmian_core.db import insert_unique, update_one
 from sqlalchemy import select, update
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from content_hub.errors import ContentExistsError, OpenVersionExistsError
@@ -26,15 +26,13 @@ class ContentRepository:
 
     def add_item(self, item: ContentItem) -> None:
         """Insert a new item; raise ContentExistsError if its id is taken (also under a race)."""
-        self._session.add(item)
-        try:
-            self._session.flush()
-        except IntegrityError as exc:
-            if not _is_unique_violation(exc):
-                raise
-            raise ContentExistsError(
+        insert_unique(
+            self._session,
+            item,
+            lambda: ContentExistsError(
                 f"content {item.content_id} already exists", details={"content_id": item.content_id}
-            ) from exc
+            ),
+        )
 
     def claim_next_version(self, content_id: str, latest: int) -> bool:
         """Move the item's version counter from ``latest`` to ``latest + 1``, only if it is still ``latest``.
@@ -47,22 +45,17 @@ class ContentRepository:
             .values(latest_version=latest + 1)
             .execution_options(synchronize_session=False)
         )
-        claimed: bool = self._session.execute(stmt).rowcount == 1  # type: ignore[attr-defined]
-        if claimed:
-            self._session.expire_all()
-        return claimed
+        return update_one(self._session, stmt)
 
     def add_version(self, version: ContentVersion) -> None:
         """Insert a version; a duplicate (content_id, version) means another writer won the race."""
-        self._session.add(version)
-        try:
-            self._session.flush()
-        except IntegrityError as exc:
-            if not _is_unique_violation(exc):
-                raise
-            raise OpenVersionExistsError(
+        insert_unique(
+            self._session,
+            version,
+            lambda: OpenVersionExistsError(
                 f"version {version.version} of {version.content_id} was created concurrently"
-            ) from exc
+            ),
+        )
 
     def get_version(self, content_id: str, version: int) -> ContentVersion | None:
         """One version, or None."""
@@ -117,10 +110,7 @@ class ContentRepository:
             .values(**values)
             .execution_options(synchronize_session=False)
         )
-        changed: bool = self._session.execute(stmt).rowcount == 1  # type: ignore[attr-defined]
-        if changed:
-            self._session.expire_all()
-        return changed
+        return update_one(self._session, stmt)
 
     def add_transition(
         self,
@@ -155,8 +145,3 @@ class ContentRepository:
             .order_by(ContentTransition.at, ContentTransition.id)
         )
         return list(self._session.scalars(stmt))
-
-
-def _is_unique_violation(exc: IntegrityError) -> bool:
-    # PostgreSQL reports SQLSTATE 23505; SQLite only says so in the message.
-    return getattr(exc.orig, "sqlstate", None) == "23505" or "UNIQUE constraint failed" in str(exc.orig)

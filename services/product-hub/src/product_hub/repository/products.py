@@ -6,8 +6,8 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
+from qianmian_core.db import insert_unique, update_one
 from sqlalchemy import func, select, update
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from product_hub.errors import ProductExistsError
@@ -31,15 +31,13 @@ class ProductRepository:
 
     def add(self, product: Product) -> None:
         """Insert a new product; raise ProductExistsError if its id is taken (also under a race)."""
-        self._session.add(product)
-        try:
-            self._session.flush()
-        except IntegrityError as exc:
-            if not _is_unique_violation(exc):
-                raise
-            raise ProductExistsError(
+        insert_unique(
+            self._session,
+            product,
+            lambda: ProductExistsError(
                 f"product {product.product_id} already exists", details={"product_id": product.product_id}
-            ) from exc
+            ),
+        )
 
     def find(self, *, statuses: Sequence[str] = (), product_types: Sequence[str] = ()) -> list[Product]:
         """Products filtered by status and type, ordered by id.
@@ -65,10 +63,7 @@ class ProductRepository:
             .values(**values, version=Product.version + 1)
             .execution_options(synchronize_session=False)
         )
-        changed: bool = self._session.execute(stmt).rowcount == 1  # type: ignore[attr-defined]
-        if changed:
-            self._session.expire_all()
-        return changed
+        return update_one(self._session, stmt)
 
     def update_if_status(self, product_id: str, status: str, values: dict[str, Any]) -> bool:
         """Apply ``values`` and bump the version, only if the stored status is still ``status``."""
@@ -78,10 +73,7 @@ class ProductRepository:
             .values(**values, version=Product.version + 1)
             .execution_options(synchronize_session=False)
         )
-        changed: bool = self._session.execute(stmt).rowcount == 1  # type: ignore[attr-defined]
-        if changed:
-            self._session.expire_all()
-        return changed
+        return update_one(self._session, stmt)
 
     def add_status_change(
         self,
@@ -114,8 +106,3 @@ class ProductRepository:
             .order_by(ProductStatusChange.at, ProductStatusChange.id)
         )
         return list(self._session.scalars(stmt))
-
-
-def _is_unique_violation(exc: IntegrityError) -> bool:
-    # PostgreSQL reports SQLSTATE 23505; SQLite only says so in the message.
-    return getattr(exc.orig, "sqlstate", None) == "23505" or "UNIQUE constraint failed" in str(exc.orig)

@@ -7,9 +7,11 @@ request is refused with 422 ``idempotency_key_reused``.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Query
+from qianmian_core.auth import Principal
 from qianmian_core.responses import json_response
 from starlette.responses import Response
 
@@ -39,6 +41,17 @@ def _answer(stored: StoredResponse) -> Response:
     return Response(
         stored.body, status_code=stored.status_code, media_type="application/json", headers=headers
     )
+
+
+def _follow_up(
+    operation: Callable[[str, ReasonRequest, Idempotency], StoredResponse],
+    item_id: str,
+    body: ReasonRequest | None,
+    principal: Principal,
+    key: str,
+) -> Response:
+    """Run an idempotent operation on an existing hold or grant (the body, a reason, is optional)."""
+    return _answer(operation(item_id, body or ReasonRequest(), Idempotency(principal.client, key)))
 
 
 @router.post(
@@ -84,9 +97,7 @@ def grant_reservation(
     service: Ledger,
     body: ReasonRequest | None = None,
 ) -> Response:
-    return _answer(
-        service.grant_reservation(reservation_id, body or ReasonRequest(), Idempotency(principal.client, key))
-    )
+    return _follow_up(service.grant_reservation, reservation_id, body, principal, key)
 
 
 @router.post(
@@ -103,9 +114,7 @@ def release_reservation(
     service: Ledger,
     body: ReasonRequest | None = None,
 ) -> Response:
-    return _answer(
-        service.release(reservation_id, body or ReasonRequest(), Idempotency(principal.client, key))
-    )
+    return _follow_up(service.release, reservation_id, body, principal, key)
 
 
 @router.get(
@@ -133,7 +142,7 @@ def redeem_grant(
     service: Ledger,
     body: ReasonRequest | None = None,
 ) -> Response:
-    return _answer(service.redeem(grant_id, body or ReasonRequest(), Idempotency(principal.client, key)))
+    return _follow_up(service.redeem, grant_id, body, principal, key)
 
 
 @router.post(
@@ -150,7 +159,7 @@ def reverse_grant(
     service: Ledger,
     body: ReasonRequest | None = None,
 ) -> Response:
-    return _answer(service.reverse(grant_id, body or ReasonRequest(), Idempotency(principal.client, key)))
+    return _follow_up(service.reverse, grant_id, body, principal, key)
 
 
 @router.get(

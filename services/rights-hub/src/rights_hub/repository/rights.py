@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
+from qianmian_core.db import insert_unique
 from sqlalchemy import select, update
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from rights_hub.errors import RightExistsError
@@ -43,15 +43,13 @@ class RightRepository:
 
     def add(self, right: Right) -> None:
         """Insert a new right; RightExistsError if its id is taken (also under a race)."""
-        self._session.add(right)
-        try:
-            self._session.flush()
-        except IntegrityError as exc:
-            if not is_unique_violation(exc):
-                raise
-            raise RightExistsError(
+        insert_unique(
+            self._session,
+            right,
+            lambda: RightExistsError(
                 f"right {right.right_id} already exists", details={"right_id": right.right_id}
-            ) from exc
+            ),
+        )
 
     def find(self, *, statuses: Sequence[str] = (), right_types: Sequence[str] = ()) -> list[Right]:
         """Rights filtered by status and type, ordered by id (a catalogue holds hundreds, not millions)."""
@@ -137,8 +135,3 @@ class RightRepository:
 
 def _rowcount(result: Any) -> int:
     return int(result.rowcount)
-
-
-def is_unique_violation(exc: IntegrityError) -> bool:
-    """PostgreSQL reports SQLSTATE 23505; SQLite only says so in the message."""
-    return getattr(exc.orig, "sqlstate", None) == "23505" or "UNIQUE constraint failed" in str(exc.orig)
