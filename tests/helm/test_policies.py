@@ -194,10 +194,7 @@ def test_migrations_and_feast_apply_run_as_pre_install_and_pre_upgrade_hooks(ren
         for o in rendered.of_kind("Job")
         if "helm.sh/hook" in o["metadata"].get("annotations", {})
     }
-    # The recommender has no database of its own yet, so its migration hook is off by default.
-    expected = {f"{name}-migrate" for name, _, _ in SERVICES.values() if name != "recommender"} | {
-        "feast-apply"
-    }
+    expected = {f"{name}-migrate" for name, _, _ in SERVICES.values()} | {"feast-apply"}
     assert set(hooks) == expected
     for component, job in hooks.items():
         annotations = job["metadata"]["annotations"]

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
 
 import pytest
 from qianmian_bankgen.catalogue import CATALOGUE
 from qianmian_bankgen.generator import generate
+from qianmian_core.db import Database
+from qianmian_core.testing import empty_database_url
+from recommender.database import migrate, open_database
 from recommender.ml.data import Bank, InteractionWeights, TrainingData, load_bank, training_data
 from recommender.ml.idmap import IdMap
 from recommender.ml.threads import pin_blas_threads
@@ -40,3 +44,15 @@ def catalogue() -> IdMap:
 @pytest.fixture(scope="session")
 def data(bank: Bank, catalogue: IdMap) -> TrainingData:
     return training_data(bank, products=catalogue, weights=InteractionWeights())
+
+
+@pytest.fixture(params=[pytest.param("postgresql", marks=pytest.mark.postgres), "sqlite"])
+def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
+    """A migrated recommender database on each dialect we ship (SQLite with BEGIN IMMEDIATE)."""
+    with empty_database_url(request.param, tmp_path, "recommender_test") as url:
+        migrate(url)
+        db = open_database(url)
+        try:
+            yield db
+        finally:
+            db.dispose()

@@ -1,0 +1,127 @@
+"""The decision audit log: append-only rows that a replay reads back exactly as they were written.
+
+Personal identifiers never reach the log. Customer ids must be pseudonymous: one that looks like a
+mobile, resident ID or card number is refused (:class:`NotPseudonymousError`). Free text inside the
+JSON parts (a request's note, a feature's string value) is masked with
+``qianmian_core.masking.mask_value`` before it is written, so a stray phone number in a request is
+stored as ``138****5678``. :meth:`AuditRecord.prepared` does both and normalises the JSON (tuples
+become lists), so the record a caller keeps equals, field for field, the one read back later.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, replace
+from datetime import datetime
+from typing import Any, Final
+
+import orjson
+from qianmian_core.masking import mask_text, mask_value
+from sqlalchemy import func, insert, select
+from sqlalchemy.orm import Session
+
+from recommender.models import Decision
+
+#: Version of the JSON layout of the record's parts; replay refuses versions it does not know.
+AUDIT_SCHEMA_VERSION: Final[int] = 1
+
+
+class NotPseudonymousError(ValueError):
+    """A customer id that looks like a personal identifier (phone, ID or card number)."""
+
+
+@dataclass(frozen=True, slots=True)
+class AuditRecord:
+    """Everything needed to explain and replay one decision."""
+
+    decision_id: str
+    created_at: datetime
+    customer_id: str
+    channel: str
+    placement: str
+    mode: str
+    model_version: str | None
+    experiment_id: str | None
+    experiment_arm: str | None
+    request: dict[str, Any]
+    #: Feature values with their event timestamps (ISO strings), as the decision saw them.
+    features: dict[str, Any]
+    #: Every candidate with its score and rule outcomes, in the order they were considered.
+    candidates: list[Any]
+    response: dict[str, Any]
+    schema_version: int = AUDIT_SCHEMA_VERSION
+
+    def prepared(self) -> AuditRecord:
+        """The record as it will be stored: identifiers checked and masked, JSON normalised."""
+        if mask_text(self.customer_id) != self.customer_id:
+            raise NotPseudonymousError(
+                "customer_id looks like a personal identifier; use the pseudonymous id"
+            )
+        if self.created_at.tzinfo is None:
+            raise ValueError("created_at must carry a time zone")
+        return replace(
+            self,
+            request=_json(self.request),
+            features=_json(self.features),
+            candidates=_json(self.candidates),
+            response=_json(self.response),
+        )
+
+    def as_row(self) -> dict[str, Any]:
+        """Column values of the ``decisions`` row."""
+        return asdict(self)
+
+
+def _json(value: Any) -> Any:
+    # orjson refuses what JSON cannot hold (NaN becomes null, sets raise) before the database sees it.
+    return orjson.loads(orjson.dumps(mask_value(value)))
+
+
+def _record(row: Decision) -> AuditRecord:
+    return AuditRecord(
+        decision_id=row.decision_id,
+        created_at=row.created_at,
+        customer_id=row.customer_id,
+        channel=row.channel,
+        placement=row.placement,
+        mode=row.mode,
+        model_version=row.model_version,
+        experiment_id=row.experiment_id,
+        experiment_arm=row.experiment_arm,
+        request=row.request,
+        features=row.features,
+        candidates=row.candidates,
+        response=row.response,
+        schema_version=row.schema_version,
+    )
+
+
+class AuditRepository:
+    """Appends and reads audit records inside the caller's session."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def append_many(self, records: Sequence[AuditRecord]) -> None:
+        """Insert prepared records (one multi-row INSERT); a duplicate decision id fails the batch."""
+        if records:
+            self.session.execute(insert(Decision), [r.as_row() for r in records])
+
+    def get(self, decision_id: str) -> AuditRecord | None:
+        """The stored record of one decision, or None."""
+        row = self.session.get(Decision, decision_id)
+        return None if row is None else _record(row)
+
+    def for_customer(self, customer_id: str, limit: int = 100) -> list[AuditRecord]:
+        """The customer's most recent decisions, newest first."""
+        rows = self.session.execute(
+            select(Decision)
+            .where(Decision.customer_id == customer_id)
+            .order_by(Decision.created_at.desc(), Decision.decision_id)
+            .limit(limit)
+        ).scalars()
+        return [_record(row) for row in rows]
+
+    def count(self) -> int:
+        """How many decisions the log holds."""
+        return int(self.session.execute(select(func.count()).select_from(Decision)).scalar_one())

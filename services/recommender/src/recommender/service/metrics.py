@@ -1,0 +1,53 @@
+"""The recommender's series of the chart's metrics contract (deploy/helm/qianmian/README.md).
+
+Module-level, on prometheus-client's default registry, which ``/metrics`` of every service exposes.
+"""
+
+from __future__ import annotations
+
+from collections import Counter as Tally
+from typing import Final, get_args
+
+from prometheus_client import Counter
+
+from recommender.service.policies import RULE_METRIC, MetricRule, PolicyResult
+
+POLICY_BLOCKS: Final = Counter(
+    "qianmian_policy_blocks_total",
+    "Candidates (or, for caps and quiet hours, decisions) blocked by a policy, by rule",
+    ["rule"],
+)
+AUDIT_WRITE_FAILURES: Final = Counter(
+    "qianmian_audit_write_failures_total",
+    "Decision audit records that could not be made durable (the decision was answered 503)",
+)
+
+#: Every label value the contract allows, so each series exists (at 0) from start-up.
+METRIC_RULES: Final[tuple[MetricRule, ...]] = get_args(MetricRule)
+for _rule in METRIC_RULES:
+    POLICY_BLOCKS.labels(rule=_rule)
+
+
+def policy_blocks(result: PolicyResult) -> Tally[MetricRule]:
+    """What one decision's policy stage blocked, by metric rule.
+
+    A candidate counts once per metric rule it failed (``already_held`` and an eligibility code are
+    both ``eligibility``); request-wide rules (quiet hours, caps) count once per decision, not once per
+    candidate they repeat on.
+    """
+    blocks: Tally[MetricRule] = Tally()
+    for outcome in result.request_outcomes:
+        if not outcome.passed:
+            blocks[RULE_METRIC[outcome.rule]] += 1
+    for verdict in result.verdicts:
+        failed = {RULE_METRIC[o.rule] for o in verdict.outcomes if not o.passed and not o.request_wide}
+        blocks.update(failed)
+    return blocks
+
+
+def record_policy_blocks(result: PolicyResult) -> Tally[MetricRule]:
+    """Count one decision's blocks into ``qianmian_policy_blocks_total``; returns what it counted."""
+    blocks = policy_blocks(result)
+    for rule, n in blocks.items():
+        POLICY_BLOCKS.labels(rule=rule).inc(n)
+    return blocks

@@ -1,0 +1,403 @@
+"""The policy stage of a decision: which candidate products may be offered, and why not (pure, no I/O).
+
+Every candidate gets every rule evaluated, in a fixed order, so that the audit record shows all the
+reasons a product was removed, not just the first. A rule outcome carries a stable reason code that
+clients, dashboards and replays rely on:
+
+- eligibility: the codes of ``qianmian_rules.check_eligibility`` (``aum_below_min`` …);
+- suitability (hard in every mode): ``suitability_risk_assessment_missing``,
+  ``suitability_risk_assessment_expired``, ``suitability_risk_level_too_low``;
+- ``already_held``, ``channel_not_allowed`` (the product is not sold in this channel),
+  ``consent_refused`` (no marketing consent for this channel; a missing answer counts as refused);
+- request-wide, repeated on each candidate: ``quiet_hours``, ``cap_daily_channel``,
+  ``cap_weekly_all``, ``cap_weekly_push``, ``cap_agent_30d``;
+- ``cooldown_dismissed``: the customer dismissed this product within the cool-down;
+- hooks whose facts come from the content and rights caches: ``content_not_approved`` (removes the
+  candidate) and ``right_unaffordable`` (keeps the product, drops the right from its bundle).
+
+The caps checked here are read from a snapshot of the contact history; they decide what the response
+would contain. ``recommender.repository.contacts`` re-checks the same windows atomically when the
+decision takes its contact slot, so two concurrent decisions cannot both pass a cap.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, time, timedelta
+from enum import StrEnum
+from typing import Final, Literal
+from zoneinfo import ZoneInfo
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from qianmian_rules import CustomerFacts, EligibilityRules, check_eligibility, check_suitability
+
+Channel = Literal["app", "mini_program", "push", "sms", "remote_agent", "online_rm"]
+CHANNELS: Final[tuple[Channel, ...]] = ("app", "mini_program", "push", "sms", "remote_agent", "online_rm")
+
+#: The ``rule`` label values of ``qianmian_policy_blocks_total`` (the chart's metrics contract).
+MetricRule = Literal["eligibility", "suitability", "consent", "contact_cap", "content", "budget"]
+
+
+class Mode(StrEnum):
+    """How the ranking of a decision is made."""
+
+    PERSONALISED = "personalised"
+    #: The customer opted out of personalisation: eligibility and segment-free popularity only.
+    NON_PERSONALISED = "non_personalised"
+    #: Features, model or a hub unavailable: the fallback path (still every hard rule).
+    FALLBACK = "fallback"
+
+
+class CapWindow(BaseModel):
+    """One sliding-window cap: at most ``limit`` decisions within ``window`` in ``channels`` (None = all)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    code: str
+    window: timedelta
+    limit: int = Field(ge=0)
+    channels: frozenset[str] | None = None
+
+    def applies_to(self, channel: str) -> bool:
+        """Whether a decision in ``channel`` counts against (and is limited by) this cap."""
+        return self.channels is None or channel in self.channels
+
+
+class ContactPolicy(BaseModel):
+    """The bank's contact-frequency rules. The defaults are issue 6's; every one is configurable."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    daily_per_channel: int = Field(default=3, ge=0, description="Marketing decisions per day per channel")
+    weekly_all_channels: int = Field(default=10, ge=0, description="Decisions per 7 days, all channels")
+    weekly_push: int = Field(default=1, ge=0, description="Outbound pushes per 7 days")
+    agent_calls_30d: int = Field(default=1, ge=0, description="Agent calls per 30 days")
+    push_channels: frozenset[str] = frozenset({"push"})
+    agent_channels: frozenset[str] = frozenset({"remote_agent"})
+    dismiss_cooldown: timedelta = Field(default=timedelta(days=7), ge=timedelta(0))
+    quiet_start: time = time(21, 0)
+    quiet_end: time = time(8, 0)
+    quiet_timezone: str = "Asia/Shanghai"
+    quiet_channels: frozenset[str] = frozenset({"push", "sms", "remote_agent"})
+
+    @field_validator("quiet_timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        ZoneInfo(value)  # raises on an unknown zone: fail at start-up, not at the first decision
+        return value
+
+    @model_validator(mode="after")
+    def _known_channels(self) -> ContactPolicy:
+        unknown = (self.push_channels | self.agent_channels | self.quiet_channels) - set(CHANNELS)
+        if unknown:
+            raise ValueError(f"unknown channels: {sorted(unknown)}")
+        return self
+
+    def caps(self) -> tuple[CapWindow, ...]:
+        """Every cap window; the ones that apply to a channel are ``caps_for(channel)``."""
+        day, week = timedelta(days=1), timedelta(days=7)
+        per_channel = tuple(
+            CapWindow(
+                code="cap_daily_channel", window=day, limit=self.daily_per_channel, channels=frozenset({c})
+            )
+            for c in CHANNELS
+        )
+        return (
+            *per_channel,
+            CapWindow(code="cap_weekly_all", window=week, limit=self.weekly_all_channels),
+            CapWindow(
+                code="cap_weekly_push", window=week, limit=self.weekly_push, channels=self.push_channels
+            ),
+            CapWindow(
+                code="cap_agent_30d",
+                window=timedelta(days=30),
+                limit=self.agent_calls_30d,
+                channels=self.agent_channels,
+            ),
+        )
+
+    def caps_for(self, channel: str) -> tuple[CapWindow, ...]:
+        """The caps a decision in ``channel`` must stay within, in reporting order."""
+        return tuple(cap for cap in self.caps() if cap.applies_to(channel))
+
+    def longest_window(self) -> timedelta:
+        """How much contact history the caps need."""
+        return max(cap.window for cap in self.caps())
+
+    def in_quiet_hours(self, channel: str, at: datetime) -> bool:
+        """Whether ``at`` falls in the quiet hours of an outbound ``channel`` (bank's local time)."""
+        if channel not in self.quiet_channels:
+            return False
+        local = at.astimezone(ZoneInfo(self.quiet_timezone)).time()
+        if self.quiet_start <= self.quiet_end:
+            return self.quiet_start <= local < self.quiet_end
+        return local >= self.quiet_start or local < self.quiet_end  # the window spans midnight
+
+
+@dataclass(frozen=True, slots=True)
+class CandidateProduct:
+    """A product that might be offered, as the catalogue cache and the content/rights caches know it."""
+
+    product_id: str
+    product_type: str
+    risk_rating: int | None
+    eligibility: EligibilityRules
+    channels: frozenset[str]
+    value: float = 1.0
+    #: Whether an approved, in-window content variant exists for the request's channel.
+    content_approved: bool = True
+    #: Whether the right attached to the bundle is affordable now; None when no right is attached.
+    right_affordable: bool | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ContactRecord:
+    """One earlier marketing decision served to the customer: its channel and time."""
+
+    channel: str
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class ContactState:
+    """The customer's recent contact history and active cool-downs (product id → until)."""
+
+    contacts: tuple[ContactRecord, ...] = ()
+    cooldowns: Mapping[str, datetime] = field(default_factory=dict)
+
+    def count(self, cap: CapWindow, at: datetime) -> int:
+        """Decisions within ``cap``'s sliding window ending at ``at`` in the channels it covers.
+
+        Later-stamped contacts (another pod's clock) count too, as in the atomic reservation.
+        """
+        since = at - cap.window
+        return sum(1 for c in self.contacts if c.at > since and cap.applies_to(c.channel))
+
+
+@dataclass(frozen=True, slots=True)
+class CustomerContext:
+    """What the policies know about the customer (pseudonymous: facts, consents, history; no identity)."""
+
+    facts: CustomerFacts
+    consents: Mapping[str, bool]
+    personalised_opt_out: bool = False
+    contact: ContactState = ContactState()
+
+
+@dataclass(frozen=True, slots=True)
+class DecisionRequest:
+    """The request's facts the policies use; ``at`` must carry a time zone."""
+
+    channel: str
+    placement: str
+    at: datetime
+
+    def __post_init__(self) -> None:
+        if self.at.tzinfo is None:
+            raise ValueError("the decision time must carry a time zone")
+        if self.channel not in CHANNELS:
+            raise ValueError(f"unknown channel {self.channel!r}")
+
+
+@dataclass(frozen=True, slots=True)
+class RuleOutcome:
+    """One rule's verdict on one candidate; ``codes`` are the reason codes when it failed."""
+
+    rule: str
+    passed: bool
+    codes: tuple[str, ...] = ()
+    #: Request-wide rules (quiet hours, caps) give the same outcome for every candidate.
+    request_wide: bool = False
+
+    def as_json(self) -> dict[str, object]:
+        """The outcome as it goes into the audit record."""
+        return {"rule": self.rule, "passed": self.passed, "codes": list(self.codes)}
+
+
+#: Which metric label each rule reports under (the chart's fixed label set).
+RULE_METRIC: Final[Mapping[str, MetricRule]] = {
+    "eligibility": "eligibility",
+    "suitability": "suitability",
+    "holdings": "eligibility",
+    "channel": "eligibility",
+    "consent": "consent",
+    "quiet_hours": "contact_cap",
+    "contact_cap": "contact_cap",
+    "cooldown": "contact_cap",
+    "content": "content",
+    "right": "budget",
+}
+#: Rules whose failure keeps the product and only drops something from its bundle.
+SOFT_RULES: Final[frozenset[str]] = frozenset({"right"})
+
+
+@dataclass(frozen=True, slots=True)
+class CandidateVerdict:
+    """Every rule outcome of one candidate, in evaluation order."""
+
+    product: CandidateProduct
+    outcomes: tuple[RuleOutcome, ...]
+
+    @property
+    def allowed(self) -> bool:
+        """True when no hard rule failed: the product may be offered."""
+        return all(o.passed for o in self.outcomes if o.rule not in SOFT_RULES)
+
+    @property
+    def offer_right(self) -> bool:
+        """Whether the bundle may carry its right (one is attached and affordable)."""
+        return self.product.right_affordable is True
+
+    @property
+    def reason_codes(self) -> tuple[str, ...]:
+        """Every reason code of every failed rule, in order."""
+        return tuple(code for o in self.outcomes if not o.passed for code in o.codes)
+
+    def as_json(self) -> dict[str, object]:
+        """The verdict as it goes into the audit record."""
+        return {
+            "product_id": self.product.product_id,
+            "allowed": self.allowed,
+            "outcomes": [o.as_json() for o in self.outcomes],
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyResult:
+    """The policy stage's output: the mode and a verdict per candidate (in input order)."""
+
+    mode: Mode
+    verdicts: tuple[CandidateVerdict, ...]
+    request_outcomes: tuple[RuleOutcome, ...]
+
+    @property
+    def allowed(self) -> tuple[CandidateVerdict, ...]:
+        """The verdicts of the products that may be offered."""
+        return tuple(v for v in self.verdicts if v.allowed)
+
+
+def choose_mode(context: CustomerContext, *, degraded: bool = False) -> Mode:
+    """Opt-out wins over everything (the customer's choice); otherwise fallback when degraded."""
+    if context.personalised_opt_out:
+        return Mode.NON_PERSONALISED
+    return Mode.FALLBACK if degraded else Mode.PERSONALISED
+
+
+def _outcome(rule: str, codes: Iterable[str], *, request_wide: bool = False) -> RuleOutcome:
+    codes = tuple(codes)
+    return RuleOutcome(rule=rule, passed=not codes, codes=codes, request_wide=request_wide)
+
+
+def request_outcomes(
+    context: CustomerContext, request: DecisionRequest, policy: ContactPolicy
+) -> tuple[RuleOutcome, ...]:
+    """The request-wide rules: quiet hours, then every cap that applies to the channel."""
+    quiet = ("quiet_hours",) if policy.in_quiet_hours(request.channel, request.at) else ()
+    caps = [
+        cap.code
+        for cap in policy.caps_for(request.channel)
+        if context.contact.count(cap, request.at) >= cap.limit
+    ]
+    return (
+        _outcome("quiet_hours", quiet, request_wide=True),
+        _outcome("contact_cap", dict.fromkeys(caps), request_wide=True),
+    )
+
+
+def evaluate_candidate(
+    product: CandidateProduct,
+    context: CustomerContext,
+    request: DecisionRequest,
+    policy: ContactPolicy,
+    shared: Sequence[RuleOutcome],
+) -> CandidateVerdict:
+    """Every rule on one candidate, in the documented order (``shared``: the request-wide outcomes)."""
+    facts = context.facts
+    eligibility = [f.code for f in check_eligibility(product.eligibility, facts)]
+    suitability = [f"suitability_{f.code}" for f in check_suitability(product.risk_rating, facts, request.at)]
+    held = product.product_id in facts.held_product_ids
+    cooldown_until = context.contact.cooldowns.get(product.product_id)
+    cooling = cooldown_until is not None and cooldown_until > request.at
+    outcomes = (
+        _outcome("eligibility", eligibility),
+        _outcome("suitability", suitability),
+        _outcome("holdings", ["already_held"] if held else []),
+        _outcome("channel", [] if request.channel in product.channels else ["channel_not_allowed"]),
+        _outcome("consent", [] if context.consents.get(request.channel, False) else ["consent_refused"]),
+        *shared,
+        _outcome("cooldown", ["cooldown_dismissed"] if cooling else []),
+        _outcome("content", [] if product.content_approved else ["content_not_approved"]),
+        _outcome("right", ["right_unaffordable"] if product.right_affordable is False else []),
+    )
+    return CandidateVerdict(product=product, outcomes=outcomes)
+
+
+def evaluate_policies(
+    candidates: Sequence[CandidateProduct],
+    context: CustomerContext,
+    request: DecisionRequest,
+    policy: ContactPolicy | None = None,
+    *,
+    degraded: bool = False,
+) -> PolicyResult:
+    """Apply every policy to every candidate. Suitability is hard in every mode; so is everything else
+    here: the mode changes how the survivors are ranked, never which rules apply."""
+    policy = policy or ContactPolicy()
+    shared = request_outcomes(context, request, policy)
+    verdicts = tuple(evaluate_candidate(p, context, request, policy, shared) for p in candidates)
+    return PolicyResult(
+        mode=choose_mode(context, degraded=degraded), verdicts=verdicts, request_outcomes=shared
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class GlobalPopularity:
+    """Segment-free popularity: one number per product over the whole customer base, nothing else.
+
+    Deliberately keyed by product id only, so that it cannot carry anything about a customer.
+    """
+
+    by_product: Mapping[str, float]
+
+    def of(self, product_id: str) -> float:
+        """The product's popularity; unknown products rank last."""
+        return self.by_product.get(product_id, 0.0)
+
+
+def rank_non_personalised(
+    allowed: Sequence[CandidateVerdict], popularity: GlobalPopularity, limit: int
+) -> list[str]:
+    """Rank for a customer who opted out of personalisation: segment-free popularity only.
+
+    The signature is the guarantee: it receives the verdicts (which products passed the rules) and
+    the catalogue-wide popularity, and has no parameter through which a profile feature or a model
+    score could arrive. Ties are broken by product id, so the order is fully determined.
+    """
+    ids = sorted(
+        {v.product.product_id for v in allowed if v.allowed},
+        key=lambda pid: (-popularity.of(pid), pid),
+    )
+    return ids[:limit]
+
+
+def rank(
+    result: PolicyResult,
+    *,
+    popularity: GlobalPopularity,
+    model_scores: Mapping[str, float],
+    limit: int,
+) -> list[str]:
+    """Rank the allowed products by the result's mode.
+
+    Personalised and fallback rankings use ``model_scores`` (propensities, or segment popularity on
+    the fallback path) times product value; non-personalised ranking never sees ``model_scores``.
+    Arbitration (moment weights, business levers, diversity) replaces the personalised branch later.
+    """
+    if result.mode is Mode.NON_PERSONALISED:
+        return rank_non_personalised(result.allowed, popularity, limit)
+    scored = sorted(
+        result.allowed,
+        key=lambda v: (-model_scores.get(v.product.product_id, 0.0) * v.product.value, v.product.product_id),
+    )
+    return [v.product.product_id for v in scored[:limit]]

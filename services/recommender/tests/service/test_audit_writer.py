@@ -1,0 +1,164 @@
+"""Group-commit audit: durable before answered, batched, loud on failure, replayable, no identifiers."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from qianmian_core.db import Database
+from recommender.database import open_database
+from recommender.repository import AuditRecord, AuditRepository, NotPseudonymousError
+from recommender.service.audit import AuditSaturatedError, AuditUnavailableError, GroupCommitAuditWriter
+from recommender.service.metrics import AUDIT_WRITE_FAILURES
+
+T0 = datetime(2025, 6, 30, 4, 0, tzinfo=UTC)
+
+
+def record(i: int, **overrides: object) -> AuditRecord:
+    values: dict[str, object] = {
+        "decision_id": f"dec-{i:05d}",
+        "created_at": T0 + timedelta(milliseconds=i),
+        "customer_id": f"C{i % 37:08d}",
+        "channel": "app",
+        "placement": "home_banner",
+        "mode": "personalised",
+        "model_version": "als-20250630-01",
+        "experiment_id": "exp-banner" if i % 2 else None,
+        "experiment_arm": "B" if i % 2 else None,
+        "request": {"limit": 3, "moment": {"type": "deposit_maturing", "at": "2025-06-30T03:00:00+00:00"}},
+        "features": {
+            "aum": {"value": 123456.78 + i, "event_timestamp": "2025-06-29T16:00:00+00:00"},
+            "segments": {"value": ["payroll", "wealth"], "event_timestamp": "2025-06-29T16:00:00+00:00"},
+        },
+        "candidates": [
+            {
+                "product_id": "P1",
+                "score": 0.1 + i / 1e4,
+                "outcomes": [{"rule": "suitability", "passed": True}],
+            },
+            {"product_id": "P2", "score": 0.05, "outcomes": [{"rule": "suitability", "passed": False}]},
+        ],
+        "response": {"bundles": [{"product_id": "P1", "explanation": "因为您近期有定期存款到期…"}]},
+    }
+    return AuditRecord(**(values | overrides))  # type: ignore[arg-type]
+
+
+async def _write_all(writer: GroupCommitAuditWriter, records: Sequence[AuditRecord]) -> list[AuditRecord]:
+    await writer.start()
+    try:
+        return list(await asyncio.gather(*(writer.write(r) for r in records)))
+    finally:
+        await writer.stop()
+
+
+def test_200_concurrent_writes_are_durable_batched_and_replay_exactly(database: Database) -> None:
+    records = [record(i) for i in range(200)]
+    writer = GroupCommitAuditWriter(database, max_batch=64, max_wait_ms=5)
+    stored = asyncio.run(_write_all(writer, records))
+    stats = writer.stats
+    print(
+        f"\n{database.dialect}: 200 records in {stats.batches} commits (largest batch {stats.largest_batch})"
+    )
+    assert writer.stats.records == 200
+    assert writer.stats.batches < 200 // 4  # batching: far fewer commits than records
+    # Durable: a fresh connection (another engine) reads every one back, equal to what was written.
+    other = open_database(database.url)
+    try:
+        with other.session() as session:
+            audit = AuditRepository(session)
+            assert audit.count() == 200
+            for written in stored:
+                assert audit.get(written.decision_id) == written
+            assert audit.get("dec-00007") == records[7]  # nothing to mask: stored exactly as given
+    finally:
+        other.dispose()
+
+
+def test_a_failed_commit_fails_every_waiter_of_the_batch_and_is_counted(tmp_path: Path) -> None:
+    unmigrated = open_database(f"sqlite:///{tmp_path / 'empty.db'}")  # no tables: every INSERT fails
+    before = AUDIT_WRITE_FAILURES._value.get()
+    writer = GroupCommitAuditWriter(unmigrated, max_wait_ms=5)
+
+    async def run() -> list[object]:
+        await writer.start()
+        try:
+            return await asyncio.gather(*(writer.write(record(i)) for i in range(20)), return_exceptions=True)
+        finally:
+            await writer.stop()
+
+    try:
+        outcomes = asyncio.run(run())
+    finally:
+        unmigrated.dispose()
+    assert all(isinstance(o, AuditUnavailableError) for o in outcomes)
+    assert AUDIT_WRITE_FAILURES._value.get() - before == 20
+    assert writer.stats.records == 0
+
+
+def test_a_duplicate_decision_id_is_not_acknowledged(database: Database) -> None:
+    writer = GroupCommitAuditWriter(database)
+    asyncio.run(_write_all(writer, [record(1)]))
+    with pytest.raises(AuditUnavailableError):
+        asyncio.run(_write_all(GroupCommitAuditWriter(database), [record(1)]))
+
+
+def test_a_full_queue_is_refused_at_once(database: Database, monkeypatch: pytest.MonkeyPatch) -> None:
+    gate = threading.Event()
+    writer = GroupCommitAuditWriter(database, max_batch=1, max_wait_ms=0, max_queue=4)
+    commit = writer._commit
+
+    def stalled(records: Sequence[AuditRecord]) -> None:
+        gate.wait(10)  # a database that stopped answering
+        commit(records)
+
+    monkeypatch.setattr(writer, "_commit", stalled)
+
+    async def run() -> tuple[list[AuditRecord], BaseException | None]:
+        await writer.start()
+        refused: BaseException | None = None
+        try:
+            first = [asyncio.ensure_future(writer.write(record(0)))]
+            await asyncio.sleep(0.05)  # the writer took it and is stuck committing
+            queued = [asyncio.ensure_future(writer.write(record(i))) for i in range(1, 5)]
+            await asyncio.sleep(0.01)  # four wait in the queue: it is full
+            try:
+                await writer.write(record(99))
+            except AuditSaturatedError as exc:
+                refused = exc
+        finally:
+            gate.set()
+        done = await asyncio.gather(*first, *queued)
+        await writer.stop()
+        return done, refused
+
+    done, refused = asyncio.run(run())
+    assert isinstance(refused, AuditSaturatedError)
+    assert len(done) == 5
+
+
+def test_writing_without_a_running_writer_is_unavailable(database: Database) -> None:
+    with pytest.raises(AuditUnavailableError, match="not running"):
+        asyncio.run(GroupCommitAuditWriter(database).write(record(1)))
+
+
+def test_identifiers_are_masked_and_customer_ids_must_be_pseudonymous(database: Database) -> None:
+    noisy = record(
+        3,
+        request={"note": "客户来电 13812345678，身份证 110101199003071234", "limit": 3},
+        features={"free_text": {"value": "card 6222021234567890123"}},
+    )
+    (stored,) = asyncio.run(_write_all(GroupCommitAuditWriter(database), [noisy]))
+    with database.session() as session:
+        replayed = AuditRepository(session).get(noisy.decision_id)
+    assert replayed == stored
+    assert replayed is not None
+    text = str(replayed.request) + str(replayed.features)
+    for secret in ("13812345678", "110101199003071234", "6222021234567890123"):
+        assert secret not in text
+    assert "138****5678" in replayed.request["note"]
+    with pytest.raises(NotPseudonymousError):
+        record(4, customer_id="13812345678").prepared()
