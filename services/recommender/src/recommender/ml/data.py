@@ -1,8 +1,20 @@
 """Training data: confidence-weighted customer × product interactions and feature matrices.
 
 The generator's files (``docs/data-contract.md``) are the offline store: ``interactions.parquet``
-for behaviour, ``customers.parquet`` and ``products.parquet`` for the features that let LightFM
-serve cold-start customers and new products, and ``truth/preferences.npz`` for the oracle.
+and ``holdings.parquet`` for behaviour, ``customers.parquet`` and ``products.parquet`` for the
+features that let LightFM serve cold-start customers and new products, and
+``truth/preferences.npz`` for the oracle.
+
+Holdings are behaviour too: a position the customer opened is an acquisition at ``opened_at``,
+usually long before the interaction log begins (the Santander competition's data is nothing but
+holdings). They enter the training data as ``holding`` rows timestamped ``opened_at``, so every
+cut-off applies to them as to any other row (a position opened at or after a time split's cut-off
+never reaches training), with their own confidence (``InteractionWeights.holding``; 0 by default,
+i.e. seen items only, see there). A pair counts as acquired once: a holding adds nothing where the
+training rows already have a purchase of the pair. Every model, the popularity baselines
+included, is fitted on the same :class:`TrainingData`: held products count as seen (never
+recommended again) and a customer with holdings is warm; what the baselines *count* is their own
+choice (``holding_share``, see ``models/popularity.py``).
 """
 
 from __future__ import annotations
@@ -21,18 +33,26 @@ from numpy.typing import NDArray
 from recommender.ml.idmap import IdMap
 
 F32 = NDArray[np.float32]
-INTERACTION_TYPES: Final = ("impression", "click", "purchase")
+INTERACTION_TYPES: Final = ("impression", "click", "purchase", "holding")
 _AUM_EDGES: Final = (10_000.0, 50_000.0, 200_000.0, 1_000_000.0)
 _SEGMENTS: Final = ("payroll", "mortgage", "credit_card", "wealth", "social_security", "long_tail")
 
 
 @dataclass(frozen=True)
 class InteractionWeights:
-    """Confidence of one interaction by type: a purchase says far more than an impression."""
+    """Confidence of one interaction by type: a purchase says far more than an impression.
+
+    ``holding`` is a held product the training rows show no purchase of (opened before the log, or a
+    loader's snapshot). 0 (the default) makes holdings seen items only (and their customers warm);
+    ``purchase``'s 30 makes them positives as strong as a purchase. On the synthetic bank the
+    positive signal lowered LightFM and ALS (``reports/evaluation.md`` measures both), because its
+    prior holdings follow segment base rates rather than the customer's taste.
+    """
 
     impression: float = 0.5
     click: float = 3.0
     purchase: float = 30.0
+    holding: float = 0.0
 
     def of(self, types: NDArray[np.object_] | pd.Series) -> NDArray[np.float32]:
         """The weight of each interaction type in ``types`` (unknown types weigh 0)."""
@@ -68,13 +88,23 @@ class Bank:
     meta: dict[str, object] = field(default_factory=dict)
 
 
-def load_bank(path: Path) -> Bank:
-    """Read a generated bank (``qianmian-bankgen generate`` output)."""
+def load_bank(path: Path, *, holdings: bool = True) -> Bank:
+    """Read a generated bank (``qianmian-bankgen generate`` output).
+
+    With ``holdings`` (the default) the positions of ``holdings.parquet`` are appended as ``holding``
+    rows at their ``opened_at``, except those a logged purchase opened (same pair, same time): the
+    purchase row already says it.
+    """
     path = Path(path)
     interactions = pd.read_parquet(
         path / "interactions.parquet",
         columns=["customer_id", "product_id", "interaction_type", "event_timestamp"],
     )
+    holdings_file = path / "holdings.parquet"
+    if holdings and holdings_file.is_file():
+        interactions = with_holdings(
+            interactions, pd.read_parquet(holdings_file, columns=["customer_id", "product_id", "opened_at"])
+        )
     customers = pd.read_parquet(path / "customers.parquet")
     products = pd.read_parquet(path / "products.parquet")
     truth_file = path / "truth" / "preferences.npz"
@@ -100,16 +130,54 @@ def load_bank(path: Path) -> Bank:
     )
 
 
+def with_holdings(interactions: pd.DataFrame, holdings: pd.DataFrame) -> pd.DataFrame:
+    """``interactions`` plus one ``holding`` row per position (customer_id, product_id, opened_at).
+
+    Positions whose pair has a purchase at exactly ``opened_at`` were opened by that purchase and are
+    left out; the rest (earlier positions, including ones a later purchase topped up) are kept.
+    """
+    rows = pd.DataFrame(
+        {
+            "customer_id": holdings["customer_id"].to_numpy(),
+            "product_id": holdings["product_id"].to_numpy(),
+            "interaction_type": "holding",
+            "event_timestamp": holdings["opened_at"].to_numpy(),
+        }
+    )
+    purchases = interactions.loc[
+        interactions["interaction_type"] == "purchase", ["customer_id", "product_id", "event_timestamp"]
+    ]
+    opened_by_purchase = pd.MultiIndex.from_frame(purchases).unique()
+    mask = pd.MultiIndex.from_frame(rows[["customer_id", "product_id", "event_timestamp"]]).isin(
+        opened_by_purchase
+    )
+    rows = rows[~mask]
+    rows["event_timestamp"] = pd.to_datetime(rows["event_timestamp"], utc=True).astype(
+        interactions["event_timestamp"].dtype
+    )
+    return pd.concat([interactions, rows], ignore_index=True)
+
+
+def _pair_keys(rows: NDArray[np.int64], cols: NDArray[np.int64], width: int) -> NDArray[np.int64]:
+    return rows.astype(np.int64) * max(width, 1) + cols.astype(np.int64)
+
+
 def interaction_matrix(
     interactions: pd.DataFrame, customers: IdMap, products: IdMap, weights: InteractionWeights
 ) -> sp.csr_matrix:
     """``[customers × products]`` float32 confidence: the sum of the weights of each pair's rows.
 
+    A ``holding`` row adds nothing to a pair that also has a ``purchase`` row (acquired once).
     Rows whose customer or product is not in the maps are dropped.
     """
     rows = customers.indices(interactions["customer_id"].tolist())
     cols = products.indices(interactions["product_id"].tolist())
-    values = weights.of(interactions["interaction_type"].to_numpy())
+    types = interactions["interaction_type"].to_numpy()
+    values = weights.of(types)
+    holding = types == "holding"
+    if holding.any():
+        keys = _pair_keys(rows, cols, len(products))
+        values[holding & np.isin(keys, keys[types == "purchase"])] = 0.0
     keep = (rows >= 0) & (cols >= 0) & (values > 0)
     matrix = sp.csr_matrix(
         (values[keep], (rows[keep], cols[keep])), shape=(len(customers), len(products)), dtype=np.float32
@@ -120,10 +188,18 @@ def interaction_matrix(
 
 
 def purchase_matrix(interactions: pd.DataFrame, customers: IdMap, products: IdMap) -> sp.csr_matrix:
-    """``[customers × products]`` 0/1: pairs with a purchase (or a ``holding`` row from a loader)."""
+    """``[customers × products]`` 0/1: pairs with a purchase or a ``holding`` row (the seen items)."""
     bought = interactions[interactions["interaction_type"].isin(("purchase", "holding"))]
     bought = bought.assign(interaction_type="purchase")
-    matrix = interaction_matrix(bought, customers, products, InteractionWeights(0.0, 0.0, 1.0))
+    matrix = interaction_matrix(bought, customers, products, InteractionWeights(0.0, 0.0, 1.0, 0.0))
+    matrix.data[:] = 1.0
+    return matrix
+
+
+def held_only_matrix(interactions: pd.DataFrame, customers: IdMap, products: IdMap) -> sp.csr_matrix:
+    """``[customers × products]`` 0/1: pairs with a ``holding`` row and no ``purchase`` row."""
+    held = interactions[interactions["interaction_type"].isin(("purchase", "holding"))]
+    matrix = interaction_matrix(held, customers, products, InteractionWeights(0.0, 0.0, 0.0, 1.0))
     matrix.data[:] = 1.0
     return matrix
 
@@ -233,12 +309,19 @@ class FeatureVocabulary:
 
 @dataclass(frozen=True)
 class TrainingData:
-    """What a model is fitted on: id maps, confidence matrix, seen items and feature tokens."""
+    """What a model is fitted on: id maps, confidence matrix, seen items and feature tokens.
+
+    ``interactions``: confidence (interaction and holding weights); ``seen``: 0/1 purchased or held
+    (excluded from recommendations); ``purchased``: 0/1 purchased; ``held``: 0/1 held without a
+    purchase row. The last two are what the popularity baselines count.
+    """
 
     customers: IdMap
     products: IdMap
     interactions: sp.csr_matrix
     seen: sp.csr_matrix
+    purchased: sp.csr_matrix
+    held: sp.csr_matrix
     customer_tokens: list[list[str]]
     product_tokens: list[list[str]]
     weights: InteractionWeights
@@ -258,7 +341,8 @@ def training_data(
     until: pd.Timestamp | None = None,
     interactions: pd.DataFrame | None = None,
 ) -> TrainingData:
-    """Build the training set: interactions before ``until`` (all if None), customers with history.
+    """Build the training set: rows (interactions and holdings) before ``until`` (all if None),
+    customers with any such row.
 
     ``products`` fixes the product axis (the catalogue), so every model of one run shares it.
     """
@@ -268,6 +352,8 @@ def training_data(
     customers = IdMap.from_values(frame["customer_id"].unique().tolist())
     matrix = interaction_matrix(frame, customers, products, weights)
     seen = purchase_matrix(frame, customers, products)
+    purchased = purchase_matrix(frame[frame["interaction_type"] != "holding"], customers, products)
+    held = held_only_matrix(frame, customers, products)
     features = bank.customers.set_index("customer_id").reindex(list(customers.ids)).reset_index()
     product_frame = bank.products.set_index("product_id").reindex(list(products.ids)).reset_index()
     timestamps = frame["event_timestamp"]
@@ -277,6 +363,8 @@ def training_data(
         products=products,
         interactions=matrix,
         seen=seen,
+        purchased=purchased,
+        held=held,
         customer_tokens=customer_feature_tokens(features),
         product_tokens=product_feature_tokens(product_frame),
         weights=weights,

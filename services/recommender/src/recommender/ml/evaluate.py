@@ -1,15 +1,16 @@
 """Offline evaluation: every model on the same splits, one metrics module, one report.
 
-Protocol (written into the report): products already bought in the training data are removed
-from each customer's list; relevance = held-out purchases; customers are *cold* when they have no
-interaction at all in the training data. The oracle scores with the planted affinity.
+Protocol (written into the report): products already bought or held in the training data are
+removed from each customer's list; relevance = held-out purchases; customers are *cold* when they
+have no row at all (interaction or holding) in the training data. Every model, baselines included,
+is fitted on the same :class:`TrainingData`. The oracle scores with the planted affinity.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
 from typing import Any
 
@@ -32,6 +33,8 @@ from recommender.ml.split import Split, leave_last_out, time_split
 
 AS_OF = date(2025, 6, 30)
 CF_MODELS = ("als", "bpr", "lightfm")
+#: The holding weight of the "holdings as positives" comparison: that of a purchase.
+HOLDING_AS_PURCHASE = InteractionWeights().purchase
 ModelFactory = Callable[[], Recommender]
 
 
@@ -77,6 +80,7 @@ class SplitResult:
     split: Split
     train_customers: int
     train_interactions: int
+    train_holdings: int
     test_purchases: int
     test_customers: int
     cold_test_customers: int
@@ -141,7 +145,8 @@ def run_split(
     result = SplitResult(
         split=split,
         train_customers=len(data.customers),
-        train_interactions=len(split.train),
+        train_interactions=int((split.train["interaction_type"] != "holding").sum()),
+        train_holdings=int((split.train["interaction_type"] == "holding").sum()),
         test_purchases=int(relevant.sum()),
         test_customers=len(universe),
         cold_test_customers=int(cold.sum()),
@@ -185,7 +190,8 @@ def evaluate(
     splits: Sequence[str] = ("time", "leave_last_out"),
     log: Callable[[str], None] = print,
 ) -> list[SplitResult]:
-    """Run every model on every requested split."""
+    """Run every model on every requested split (training data: ``bank.interactions``, holding rows
+    included where the bank has them)."""
     weights = weights or InteractionWeights()
     factories = default_models(threads, seed)
     out: list[SplitResult] = []
@@ -197,4 +203,66 @@ def evaluate(
         )
         log(f"split {split.name}: {split.description}")
         out.append(run_split(bank, split, products, factories, weights, k, log))
+    return out
+
+
+@dataclass
+class Variant:
+    """The time split run on other training data, for the report's holdings comparison."""
+
+    label: str
+    result: SplitResult
+
+
+def without_holdings(bank: Bank) -> Bank:
+    """``bank`` with its ``holding`` rows removed: behaviour = the interaction log only."""
+    logged = bank.interactions[bank.interactions["interaction_type"] != "holding"]
+    return replace(bank, interactions=logged)
+
+
+def holdings_variants(
+    bank: Bank,
+    products: IdMap,
+    *,
+    threads: int,
+    seed: int,
+    k: int = 10,
+    test_days: int = 30,
+    weights: InteractionWeights | None = None,
+    log: Callable[[str], None] = print,
+) -> list[Variant]:
+    """What holdings change, on the time split: every model on the interaction log alone and with the
+    other holding weight (as a purchase if the report's is 0, else 0), and the popularity baselines
+    counting a holding as a purchase (``holding_share`` 1)."""
+    weights = weights or InteractionWeights()
+    out: list[Variant] = []
+    logged = without_holdings(bank)
+    log("variant: interaction log only (no holdings)")
+    split = time_split(logged.interactions, test_days=test_days)
+    out.append(
+        Variant(
+            "interaction log only",
+            run_split(logged, split, products, default_models(threads, seed), weights, k, log),
+        )
+    )
+    split = time_split(bank.interactions, test_days=test_days)
+    other = replace(weights, holding=HOLDING_AS_PURCHASE if weights.holding == 0 else 0.0)
+    label = (
+        f"log + holdings as positives (holding weight {other.holding:g})"
+        if other.holding
+        else "log + holdings as seen items only (holding weight 0)"
+    )
+    log(f"variant: {label}")
+    out.append(Variant(label, run_split(bank, split, products, default_models(threads, seed), other, k, log)))
+    log("variant: baselines counting holdings as purchases")
+    counting: dict[str, ModelFactory] = {
+        "popularity": lambda: PopularityRecommender(holding_share=1.0),
+        "segment_popularity": lambda: SegmentPopularityRecommender(holding_share=1.0),
+    }
+    out.append(
+        Variant(
+            "log + holdings, baselines count holdings (holding_share 1)",
+            run_split(bank, split, products, counting, weights, k, log),
+        )
+    )
     return out

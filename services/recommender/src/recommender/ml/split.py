@@ -19,8 +19,13 @@ class Split:
 
 
 def time_split(interactions: pd.DataFrame, *, test_days: int = 30) -> Split:
-    """Train on everything before ``max(ts) - test_days``; test on the purchases from then on."""
-    end = interactions["event_timestamp"].max()
+    """Train on everything before ``max(ts) - test_days``; test on the purchases from then on.
+
+    ``max(ts)`` is the newest interaction's; ``holding`` rows follow the same cut-off (a position
+    opened at or after it is test-period behaviour and never reaches training).
+    """
+    logged = interactions["interaction_type"] != "holding"
+    end = interactions.loc[logged, "event_timestamp"].max()
     cutoff = end - pd.Timedelta(days=test_days)
     before = interactions["event_timestamp"] < cutoff
     test = interactions[~before & (interactions["interaction_type"] == "purchase")]

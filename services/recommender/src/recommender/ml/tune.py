@@ -45,8 +45,18 @@ def trials(budget: int, seed: int) -> list[dict[str, Any]]:
     return chosen[:budget]
 
 
-def tune(bank: Bank, *, budget: int, out: Path, threads: int, seed: int, k: int = 10) -> list[dict[str, Any]]:
+def tune(
+    bank: Bank,
+    *,
+    budget: int,
+    out: Path,
+    threads: int,
+    seed: int,
+    k: int = 10,
+    weights: InteractionWeights | None = None,
+) -> list[dict[str, Any]]:
     """Run the search; returns the trial records, best first."""
+    weights = weights or InteractionWeights()
     from qianmian_bankgen.catalogue import CATALOGUE
 
     out.mkdir(parents=True, exist_ok=True)
@@ -64,9 +74,7 @@ def tune(bank: Bank, *, budget: int, out: Path, threads: int, seed: int, k: int 
         def factory(params: dict[str, Any] = params) -> ALSRecommender:
             return ALSRecommender(**params, random_state=seed, num_threads=threads)
 
-        result = run_split(
-            bank, split, products, {"als": factory}, InteractionWeights(), k, log=lambda _m: None
-        )
+        result = run_split(bank, split, products, {"als": factory}, weights, k, log=lambda _m: None)
         metrics = next(r for r in result.results if r.model == "als")
         record = {
             "trial": i,

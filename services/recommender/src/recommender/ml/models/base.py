@@ -22,6 +22,16 @@ F32 = NDArray[np.float32]
 Arrays = dict[str, NDArray[Any]]
 
 
+def acquisition_shares(data: TrainingData, holding_share: float = 0.0) -> F32:
+    """Each product's share of the training acquisitions: purchases, plus ``holding_share`` × the
+    products held without a purchase row (falls back to all seen items when nothing was purchased)."""
+    acquired = data.purchased + holding_share * data.held if holding_share else data.purchased
+    if acquired.nnz == 0:
+        acquired = data.seen
+    counts = np.asarray(acquired.sum(axis=0), dtype=np.float32).ravel()
+    return counts / max(float(counts.sum()), 1.0)
+
+
 class Recommender(ABC):
     """Base of every model. Subclasses implement ``_fit``, ``_score_warm`` and persistence hooks."""
 
@@ -36,12 +46,11 @@ class Recommender(ABC):
     # -- the interface ---------------------------------------------------------------------------
 
     def fit(self, data: TrainingData) -> Recommender:
-        """Train on ``data``; returns self."""
+        """Train on ``data``; returns self. ``popularity`` (the cold fallback) is purchase popularity."""
         self.customers = data.customers
         self.products = data.products
         self.seen = data.seen.astype(np.float32).tocsr()
-        counts = np.asarray(data.seen.sum(axis=0), dtype=np.float32).ravel()
-        self.popularity = counts / max(float(counts.sum()), 1.0)
+        self.popularity = acquisition_shares(data)
         self._fit(data)
         return self
 
