@@ -2,9 +2,10 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-from qianmian_core.db import Database, in_list, naming_metadata
-from qianmian_core.testing import temporary_postgres_database
-from sqlalchemy import text
+from qianmian_core.db import Database, in_list, insert_ignoring_conflicts, naming_metadata
+from qianmian_core.testing import SQLITE_AND_POSTGRES, empty_database_url, temporary_postgres_database
+from sqlalchemy import Column, Integer, MetaData, String, Table, UniqueConstraint, select, text
+from sqlalchemy.exc import IntegrityError
 
 
 def test_sqlite_file_database_has_wal_and_foreign_keys(tmp_path: Path) -> None:
@@ -63,3 +64,38 @@ def test_naming_metadata_names_constraints_and_takes_overrides() -> None:
     assert custom.naming_convention["uq"] == "uq_%(table_name)s_%(column_0_N_name)s"
     assert custom.naming_convention["ck"] == naming_metadata().naming_convention["ck"]
     assert in_list("status", ("a", "b")) == "status IN ('a', 'b')"
+
+
+_tables = MetaData()
+_keyed = Table(
+    "keyed",
+    _tables,
+    Column("id", Integer, primary_key=True),
+    Column("code", String(8), nullable=False),
+    Column("note", String(20), nullable=False, server_default="-"),
+    UniqueConstraint("code"),
+)
+
+
+@pytest.mark.parametrize("dialect", SQLITE_AND_POSTGRES)
+def test_insert_ignoring_conflicts_keeps_the_first_row(dialect: str, tmp_path: Path) -> None:
+    with empty_database_url(dialect, tmp_path, "core_insert_ignoring") as url:
+        db = Database(url)
+        try:
+            _tables.create_all(db.engine)
+            with db.session() as s:
+                first = insert_ignoring_conflicts(s, _keyed, {"id": 1, "code": "a", "note": "first"})
+                assert s.execute(first.returning(_keyed.c.id)).first() is not None
+                # Same primary key, then same unique code: both ignored, nothing returned, no error.
+                again = insert_ignoring_conflicts(s, _keyed, {"id": 1, "code": "b", "note": "again"})
+                assert s.execute(again.returning(_keyed.c.id)).first() is None
+                s.execute(insert_ignoring_conflicts(s, _keyed, {"id": 2, "code": "a", "note": "dup"}))
+            with db.session() as s:
+                rows = s.execute(select(_keyed.c.id, _keyed.c.code, _keyed.c.note)).all()
+                assert rows == [(1, "a", "first")]
+                # Naming the key limits what is ignored: a conflict on another unique key still fails.
+                s.execute(insert_ignoring_conflicts(s, _keyed, {"id": 1, "code": "z"}, index_elements=["id"]))
+            with pytest.raises(IntegrityError), db.session() as s:
+                s.execute(insert_ignoring_conflicts(s, _keyed, {"id": 3, "code": "a"}, index_elements=["id"]))
+        finally:
+            db.dispose()

@@ -2,13 +2,25 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
 
-from sqlalchemy import Connection, DateTime, Dialect, Engine, MetaData, Update, create_engine, event, text
+from sqlalchemy import (
+    Connection,
+    DateTime,
+    Dialect,
+    Engine,
+    Insert,
+    MetaData,
+    Update,
+    create_engine,
+    event,
+    text,
+)
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
@@ -58,6 +70,32 @@ def insert_unique(session: Session, row: object, conflict: Callable[[], Exceptio
         if not is_unique_violation(exc):
             raise
         raise conflict() from exc
+
+
+def dialect_insert(session: Session, table: Any) -> postgresql.Insert | sqlite.Insert:
+    """An INSERT into ``table`` for the session's dialect, with its ``on_conflict_*`` methods."""
+    if session.get_bind().dialect.name == "postgresql":
+        return postgresql.insert(table)
+    return sqlite.insert(table)
+
+
+def insert_ignoring_conflicts(
+    session: Session,
+    table: Any,
+    values: Mapping[str, Any],
+    *,
+    index_elements: Sequence[str] | None = None,
+) -> Insert:
+    """``INSERT … ON CONFLICT DO NOTHING`` of ``values`` for the session's dialect (PostgreSQL or SQLite).
+
+    ``index_elements`` names the unique key whose conflict is ignored (any unique key when omitted).
+    Callers execute the statement, optionally after ``.returning(...)``: a returned row means the
+    insert happened. On PostgreSQL an INSERT that meets an uncommitted row with the same key waits for
+    that transaction, so the caller then sees the committed row: this is what serialises concurrent
+    creators of one row.
+    """
+    insert = dialect_insert(session, table).values(**values)
+    return insert.on_conflict_do_nothing(index_elements=index_elements)
 
 
 def update_one(session: Session, stmt: Update) -> bool:

@@ -7,8 +7,10 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, TypeVar
 
-from pydantic import Field, ValidationError, model_validator
+from pydantic import Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from qianmian_core.clients import dev_client_token
 
 
 class Environment(StrEnum):
@@ -49,6 +51,22 @@ class ServiceSettings(BaseSettings):
         if self.log_level.upper() not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
             raise ValueError(f"log_level must be DEBUG, INFO, WARNING or ERROR, not {self.log_level!r}")
         return self
+
+    def resolve_client_token(self, token_field: str, *, dev_client: str, service: str) -> None:
+        """Fill the ``SecretStr | None`` field ``token_field``, our bearer token for calling ``service``.
+
+        A configured token is kept. Otherwise production stops with a message naming the variable to
+        set, and local/test use the token of ``dev_client`` from the dev token file (``auth_tokens_file``).
+        Call it from a subclass's ``mode="after"`` validator; raises ValueError (a fail-fast settings error).
+        """
+        if getattr(self, token_field) is not None:
+            return
+        if self.environment is Environment.PRODUCTION:
+            variable = f"{self.model_config.get('env_prefix', '')}{token_field}".upper()
+            raise ValueError(f"production needs {variable}: the token for calling {service}")
+        token = dev_client_token(self.auth_tokens_file, dev_client, service)
+        # The model is frozen; this runs once, while the instance is being built.
+        object.__setattr__(self, token_field, SecretStr(token))
 
 
 S = TypeVar("S", bound=BaseSettings)

@@ -10,8 +10,7 @@ from typing import Final
 
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import SettingsConfigDict
-from qianmian_core.clients import dev_client_token
-from qianmian_core.settings import Environment, ServiceSettings
+from qianmian_core.settings import ServiceSettings
 
 #: Claims that financial marketing may never make (CBIRC/NFRA and advertising-law practice). They are
 #: matched after normalisation, so spaced, full-width or punctuated variants are caught too.
@@ -100,11 +99,5 @@ class ContentHubSettings(ServiceSettings):
             raise ValueError("profile_url must be an http:// or https:// URL")
         if any(not claim.strip() for claim in self.forbidden_claims):
             raise ValueError("forbidden_claims must not contain empty entries")
-        if self.profile_token is not None:
-            return self
-        if self.environment is Environment.PRODUCTION:
-            raise ValueError("production needs CONTENT_HUB_PROFILE_TOKEN: the token for calling profile")
-        token = dev_client_token(self.auth_tokens_file, self.profile_token_client, "profile")
-        # The model is frozen; this runs once, while the instance is being built.
-        object.__setattr__(self, "profile_token", SecretStr(token))
+        self.resolve_client_token("profile_token", dev_client=self.profile_token_client, service="profile")
         return self

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import SettingsConfigDict
-from qianmian_core.clients import dev_client_token
-from qianmian_core.settings import Environment, ServiceSettings
+from qianmian_core.settings import ServiceSettings
 
 
 class ProductHubSettings(ServiceSettings):
@@ -39,11 +38,5 @@ class ProductHubSettings(ServiceSettings):
     def _resolve_profile_token(self) -> ProductHubSettings:
         if not self.profile_url.startswith(("http://", "https://")):
             raise ValueError("profile_url must be an http:// or https:// URL")
-        if self.profile_token is not None:
-            return self
-        if self.environment is Environment.PRODUCTION:
-            raise ValueError("production needs PRODUCT_HUB_PROFILE_TOKEN: the token for calling profile")
-        token = dev_client_token(self.auth_tokens_file, self.profile_token_client, "profile")
-        # The model is frozen; this runs once, while the instance is being built.
-        object.__setattr__(self, "profile_token", SecretStr(token))
+        self.resolve_client_token("profile_token", dev_client=self.profile_token_client, service="profile")
         return self

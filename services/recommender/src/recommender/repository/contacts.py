@@ -16,10 +16,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import Protocol
 
+from qianmian_core.db import dialect_insert, insert_ignoring_conflicts
 from sqlalchemy import select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from recommender.models import CONTACT_KINDS, ContactCounter, ContactEvent, Cooldown
@@ -52,11 +52,6 @@ def _applies(cap: CapLike, channel: str) -> bool:
     return cap.channels is None or channel in cap.channels
 
 
-def _insert(session: Session, table: Any) -> postgresql.Insert | sqlite.Insert:
-    dialect = session.get_bind().dialect.name
-    return postgresql.insert(table) if dialect == "postgresql" else sqlite.insert(table)
-
-
 class ContactRepository:
     """Queries on the contact tables inside the caller's session (one transaction)."""
 
@@ -65,9 +60,12 @@ class ContactRepository:
 
     def _lock_customer(self, customer_id: str) -> ContactCounter:
         self.session.execute(
-            _insert(self.session, ContactCounter)
-            .values(customer_id=customer_id, contacts=0, last_contact_at=None)
-            .on_conflict_do_nothing(index_elements=["customer_id"])
+            insert_ignoring_conflicts(
+                self.session,
+                ContactCounter,
+                {"customer_id": customer_id, "contacts": 0, "last_contact_at": None},
+                index_elements=["customer_id"],
+            )
         )
         return self.session.execute(
             select(ContactCounter)
@@ -163,7 +161,7 @@ class ContactRepository:
         self, customer_id: str, product_id: str, until: datetime, *, reason: str, decision_id: str | None
     ) -> None:
         """Keep ``product_id`` away from the customer until ``until`` (an existing later end is kept)."""
-        insert = _insert(self.session, Cooldown).values(
+        insert = dialect_insert(self.session, Cooldown).values(
             customer_id=customer_id,
             product_id=product_id,
             until=until,

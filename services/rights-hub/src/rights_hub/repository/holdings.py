@@ -6,11 +6,11 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
+from qianmian_core.db import insert_ignoring_conflicts
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from rights_hub.models import CustomerRightUsage, Grant, Reservation
-from rights_hub.repository.dialect import insert_ignoring_conflicts
 
 
 class UsageRepository:

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from qianmian_core.db import insert_ignoring_conflicts
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from rights_hub.models import IdempotencyRecord
-from rights_hub.repository.dialect import insert_ignoring_conflicts
 
 
 class IdempotencyRepository:
