@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import SettingsConfigDict
 from qianmian_core.settings import ServiceSettings
+
+from recommender.service.arbitration import ArbitrationConfig
+from recommender.service.hub_cache import MAX_TTL_S, HubCacheConfig
 
 
 class RecommenderSettings(ServiceSettings):
@@ -34,3 +37,28 @@ class RecommenderSettings(ServiceSettings):
     eval_dir: Path = Field(
         default=Path("var/eval"), description="Where `recommender eval` keeps generated data"
     )
+    hub_cache_ttl_s: float = Field(
+        default=15.0,
+        gt=0,
+        le=MAX_TTL_S,
+        description="Refresh interval of the product, content and rights snapshots (≤ 30 s)",
+    )
+    hub_cache_max_staleness_s: float = Field(
+        default=MAX_TTL_S,
+        gt=0,
+        le=MAX_TTL_S,
+        description="Beyond this age content and rights are unavailable and the catalogue degraded (≤ 30 s)",
+    )
+    arbitration: ArbitrationConfig = Field(
+        default_factory=ArbitrationConfig,
+        description="Moment weights, business levers (per product, type, campaign), no-repeat window; JSON",
+    )
+
+    @model_validator(mode="after")
+    def _hub_cache_consistent(self) -> RecommenderSettings:
+        self.hub_cache_config()  # fail at start-up when the bound is shorter than one refresh
+        return self
+
+    def hub_cache_config(self) -> HubCacheConfig:
+        """The hub cache's refresh interval and staleness bound."""
+        return HubCacheConfig(ttl_s=self.hub_cache_ttl_s, max_staleness_s=self.hub_cache_max_staleness_s)

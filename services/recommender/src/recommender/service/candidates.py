@@ -1,0 +1,361 @@
+"""Candidate generation: CF model scores ∪ moment-triggered rules ∪ segment popularity (no I/O).
+
+Sources, each with a base score in [0, 1] (a product found by several keeps the highest score and
+lists every source):
+
+- ``cf:<model_type>``: the served model's top-k for a warm customer (products already bought are
+  left out by the model), scaled by the best score of the list. A cold customer gets CF candidates
+  only when the served model is the LightFM hybrid (it scores from the customer's feature tokens).
+- ``moment:<moment>``: the table :data:`MOMENT_RULES` below, keyed by the request's moment.
+- ``popularity:segment``: purchase rates in the customer's segments (mean over segments), scaled
+  by the best, times :attr:`CandidateConfig.popularity_weight`; always added, so that the
+  policies have something to choose from when the model is missing or the customer is cold.
+- ``popularity:global``: non-personalised mode only. It uses nothing but segment-free popularity
+  (:class:`recommender.service.policies.GlobalPopularity`): no model, no moment, no segment.
+
+Only active products of the catalogue snapshot that are on sale are ever candidates.
+
+Moment rules (:data:`MOMENT_RULES`; reason codes are what ``explain`` turns into text):
+
+====================== ========================================== ==============================
+moment                 products                                   reason code
+====================== ========================================== ==============================
+deposit_maturing       deposits (renewal)                         moment_deposit_renewal
+deposit_maturing       wealth management, structured deposits     moment_maturity_wealth
+wealth_maturing        deposits (renewal)                         moment_deposit_renewal
+wealth_maturing        wealth management, structured deposits     moment_maturity_wealth
+salary_credited        payroll services, 代发专享 products          moment_salary_payroll_bundle
+salary_credited        deposits                                   moment_salary_deposit
+salary_credited        funds                                      moment_salary_fund
+large_inbound_transfer wealth management, structured deposits     moment_inbound_wealth
+card_bill              consumer loans for spending (bill instal.) moment_card_bill_instalment
+aum_drop               deposits, with a rate-boost right          moment_aum_retention
+birthday               insurance                                  moment_birthday_insurance
+app_login              none                                       —
+====================== ========================================== ==============================
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from types import MappingProxyType
+from typing import Final
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+from qianmian_core.logging import get_logger
+from qianmian_rules import MomentType
+
+from recommender.ml.models.popularity import SegmentPopularityRecommender
+from recommender.service.holder import ModelHolder
+from recommender.service.hub_cache import CatalogueProduct
+from recommender.service.policies import GlobalPopularity, Mode
+
+log = get_logger(__name__)
+
+SEGMENT_TOKEN: Final[str] = "segment="  # noqa: S105 - a feature-token prefix, not a secret
+COLD_START_MODEL: Final[str] = "lightfm"
+
+
+@dataclass(frozen=True, slots=True)
+class MomentRule:
+    """Products a moment makes timely: any product of ``product_types`` or carrying one of ``tags``."""
+
+    moment: MomentType
+    reason_code: str
+    product_types: frozenset[str] = frozenset()
+    tags: frozenset[str] = frozenset()
+    #: Restrict ``product_types`` matches to products with one of these tags (empty: no restriction).
+    require_tags: frozenset[str] = frozenset()
+    score: float = 0.6
+    #: The kind of right the bundle should prefer (e.g. a rate boost for retention).
+    right_type: str | None = None
+
+    def matches(self, product: CatalogueProduct) -> bool:
+        tags = _tags(product)
+        if self.tags & tags:
+            return True
+        if product.product_type not in self.product_types:
+            return False
+        return not self.require_tags or bool(self.require_tags & tags)
+
+
+def _tags(product: CatalogueProduct) -> frozenset[str]:
+    raw = product.attributes.get("tags", ())
+    return frozenset(raw) if isinstance(raw, list | tuple) else frozenset()
+
+
+_WEALTH = frozenset({"wealth_management", "structured_deposit"})
+_DEPOSIT = frozenset({"deposit"})
+
+#: The moment rules, documented in the module docstring; order is the order of reason codes.
+MOMENT_RULES: Final[tuple[MomentRule, ...]] = (
+    MomentRule(MomentType.DEPOSIT_MATURING, "moment_deposit_renewal", _DEPOSIT, score=0.7),
+    MomentRule(MomentType.DEPOSIT_MATURING, "moment_maturity_wealth", _WEALTH),
+    MomentRule(MomentType.WEALTH_MATURING, "moment_deposit_renewal", _DEPOSIT),
+    MomentRule(MomentType.WEALTH_MATURING, "moment_maturity_wealth", _WEALTH, score=0.7),
+    MomentRule(
+        MomentType.SALARY_CREDITED,
+        "moment_salary_payroll_bundle",
+        frozenset({"payroll_service"}),
+        tags=frozenset({"代发专享"}),
+        score=0.7,
+    ),
+    MomentRule(MomentType.SALARY_CREDITED, "moment_salary_deposit", _DEPOSIT, score=0.5),
+    MomentRule(MomentType.SALARY_CREDITED, "moment_salary_fund", frozenset({"fund"}), score=0.5),
+    MomentRule(MomentType.LARGE_INBOUND_TRANSFER, "moment_inbound_wealth", _WEALTH, score=0.7),
+    MomentRule(
+        MomentType.CARD_BILL,
+        "moment_card_bill_instalment",
+        frozenset({"consumer_loan"}),
+        require_tags=frozenset({"消费", "账单分期"}),
+        score=0.7,
+    ),
+    MomentRule(MomentType.AUM_DROP, "moment_aum_retention", _DEPOSIT, score=0.7, right_type="rate_boost"),
+    MomentRule(MomentType.BIRTHDAY, "moment_birthday_insurance", frozenset({"insurance"}), score=0.6),
+    # app_login: no rule, on purpose (a login says nothing about what is timely)
+)
+
+
+class CandidateConfig(BaseModel):
+    """How many candidates each source contributes and how much popularity weighs."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    cf_top_k: int = Field(default=30, ge=1, le=500)
+    popularity_top_k: int = Field(default=20, ge=1, le=500)
+    popularity_weight: float = Field(default=0.5, ge=0, le=1)
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    """One candidate product, where it came from and its base score (the propensity fallback)."""
+
+    product_id: str
+    product_type: str
+    score: float
+    sources: tuple[str, ...]
+    reason_codes: tuple[str, ...] = ()
+    moment: str | None = None
+    right_type: str | None = None
+
+    def as_json(self) -> dict[str, object]:
+        return {
+            "product_id": self.product_id,
+            "score": self.score,
+            "sources": list(self.sources),
+            "reason_codes": list(self.reason_codes),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class CandidateSet:
+    """The candidates (best base score first, ties by product id) and what the CF stage did."""
+
+    candidates: tuple[Candidate, ...]
+    model_version: str | None
+    #: Why no CF candidates came: ``model_unavailable``, ``model_error``, ``cold_customer`` or None.
+    cf_skipped: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SegmentPopularity:
+    """Purchase rate per segment and product (the fallback source), plus the segment-free rates."""
+
+    by_segment: Mapping[str, Mapping[str, float]]
+    overall: GlobalPopularity
+
+    def scores(self, segments: frozenset[str]) -> dict[str, float]:
+        """Mean rate over the customer's known segments; the overall rate when none is known."""
+        known = [self.by_segment[s] for s in sorted(segments) if s in self.by_segment]
+        if not known:
+            return dict(self.overall.by_product)
+        products = sorted({p for rates in known for p in rates})
+        return {p: sum(r.get(p, 0.0) for r in known) / len(known) for p in products}
+
+    @classmethod
+    def from_model(cls, model: SegmentPopularityRecommender) -> SegmentPopularity:
+        """From a trained segment-popularity model (its rates and its global popularity)."""
+        ids = list(model.products.ids)
+        by_segment = {
+            token.removeprefix(SEGMENT_TOKEN): MappingProxyType(
+                {pid: float(rate) for pid, rate in zip(ids, row, strict=True)}
+            )
+            for token, row in zip(model.segments, np.asarray(model.rates), strict=True)
+        }
+        overall = GlobalPopularity(
+            MappingProxyType({pid: float(v) for pid, v in zip(ids, model.popularity, strict=True)})
+        )
+        return cls(MappingProxyType(by_segment), overall)
+
+
+@dataclass(frozen=True, slots=True)
+class CustomerSignals:
+    """What candidate generation may know about the customer (personalised and fallback modes)."""
+
+    customer_id: str
+    segments: frozenset[str] = frozenset()
+    #: Feature tokens for cold-start scoring (``segment=payroll``, ``age=30-39`` …).
+    tokens: tuple[str, ...] = ()
+    moment: str | None = None
+
+
+class _Merge:
+    def __init__(self) -> None:
+        self.by_id: dict[str, Candidate] = {}
+
+    def add(
+        self,
+        product: CatalogueProduct,
+        score: float,
+        source: str,
+        *,
+        reason: str | None = None,
+        moment: str | None = None,
+        right_type: str | None = None,
+    ) -> None:
+        score = min(max(float(score), 0.0), 1.0) if np.isfinite(score) else 0.0
+        old = self.by_id.get(product.product_id)
+        if old is None:
+            self.by_id[product.product_id] = Candidate(
+                product.product_id,
+                product.product_type,
+                score,
+                (source,),
+                (reason,) if reason else (),
+                moment,
+                right_type,
+            )
+            return
+        self.by_id[product.product_id] = Candidate(
+            product.product_id,
+            product.product_type,
+            max(old.score, score),
+            old.sources if source in old.sources else (*old.sources, source),
+            old.reason_codes if not reason or reason in old.reason_codes else (*old.reason_codes, reason),
+            old.moment or moment,
+            old.right_type or right_type,
+        )
+
+    def result(self) -> tuple[Candidate, ...]:
+        return tuple(sorted(self.by_id.values(), key=lambda c: (-c.score, c.product_id)))
+
+
+def _on_sale(catalogue: Mapping[str, CatalogueProduct], at: datetime) -> dict[str, CatalogueProduct]:
+    return {pid: p for pid, p in catalogue.items() if p.on_sale(at)}
+
+
+def _scaled(pairs: Sequence[tuple[str, float]]) -> list[tuple[str, float]]:
+    finite = [(p, s) for p, s in pairs if np.isfinite(s)]
+    top = max((s for _, s in finite), default=0.0)
+    if top <= 0:
+        return [(p, 0.0) for p, _ in finite]
+    return [(p, max(s, 0.0) / top) for p, s in finite]
+
+
+def moment_candidates(
+    moment: str | None, products: Mapping[str, CatalogueProduct], rules: Sequence[MomentRule] = MOMENT_RULES
+) -> list[tuple[CatalogueProduct, MomentRule]]:
+    """The products each rule of ``moment`` selects, in rule order then product id order."""
+    if moment is None:
+        return []
+    return [
+        (products[pid], rule)
+        for rule in rules
+        if rule.moment == moment
+        for pid in sorted(products)
+        if rule.matches(products[pid])
+    ]
+
+
+def non_personalised_candidates(
+    catalogue: Mapping[str, CatalogueProduct], popularity: GlobalPopularity, *, at: datetime
+) -> tuple[Candidate, ...]:
+    """Every product on sale, scored by segment-free popularity only.
+
+    The signature is the guarantee: no customer, model, moment or segment can reach it.
+    """
+    merge = _Merge()
+    products = _on_sale(catalogue, at)
+    scaled = dict(_scaled([(pid, popularity.of(pid)) for pid in products]))
+    for pid, product in products.items():
+        merge.add(product, scaled.get(pid, 0.0), "popularity:global")
+    return merge.result()
+
+
+class CandidateGenerator:
+    """Builds the candidate set of one decision from the model, the moment rules and popularity."""
+
+    def __init__(
+        self,
+        holder: ModelHolder | None,
+        popularity: SegmentPopularity,
+        *,
+        rules: Sequence[MomentRule] = MOMENT_RULES,
+        config: CandidateConfig | None = None,
+    ) -> None:
+        self.holder = holder
+        self.popularity = popularity
+        self.rules = tuple(rules)
+        self.config = config or CandidateConfig()
+
+    def generate(
+        self,
+        customer: CustomerSignals,
+        catalogue: Mapping[str, CatalogueProduct],
+        *,
+        mode: Mode,
+        at: datetime,
+    ) -> CandidateSet:
+        """The candidates for ``mode``: non-personalised uses global popularity only; fallback skips CF."""
+        if mode is Mode.NON_PERSONALISED:
+            return CandidateSet(non_personalised_candidates(catalogue, self.popularity.overall, at=at), None)
+        products = _on_sale(catalogue, at)
+        merge = _Merge()
+        version: str | None = None
+        skipped: str | None = "fallback_mode" if mode is Mode.FALLBACK else None
+        if mode is Mode.PERSONALISED:
+            version, skipped = self._cf(customer, products, merge)
+        for product, rule in moment_candidates(customer.moment, products, self.rules):
+            merge.add(
+                product,
+                rule.score,
+                f"moment:{rule.moment.value}",
+                reason=rule.reason_code,
+                moment=rule.moment.value,
+                right_type=rule.right_type,
+            )
+        ranked = sorted(
+            ((pid, s) for pid, s in self.popularity.scores(customer.segments).items() if pid in products),
+            key=lambda ps: (-ps[1], ps[0]),
+        )[: self.config.popularity_top_k]
+        for pid, score in _scaled(ranked):
+            merge.add(products[pid], score * self.config.popularity_weight, "popularity:segment")
+        return CandidateSet(merge.result(), version, skipped)
+
+    def _cf(
+        self, customer: CustomerSignals, products: Mapping[str, CatalogueProduct], merge: _Merge
+    ) -> tuple[str | None, str | None]:
+        loaded = self.holder.current if self.holder is not None else None
+        if loaded is None:
+            return None, "model_unavailable"
+        version = loaded.manifest.version
+        model = loaded.model
+        warm = bool(model.customers.indices([customer.customer_id])[0] >= 0)
+        if not warm and loaded.manifest.model_type != COLD_START_MODEL:
+            return version, "cold_customer"
+        try:
+            (top,) = model.recommend(
+                [customer.customer_id],
+                self.config.cf_top_k,
+                customer_tokens=None if warm else [list(customer.tokens)],
+            )
+        except Exception as exc:  # a broken model must not fail the decision: popularity serves
+            log.error("cf_scoring_failed", version=version, error_type=type(exc).__name__)
+            return version, "model_error"
+        source = f"cf:{loaded.manifest.model_type}"
+        for pid, score in _scaled([(p, s) for p, s in top if p in products]):
+            merge.add(products[pid], score, source, reason="cf_similar_customers")
+        return version, None
