@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -62,6 +63,8 @@ def environment(data_dir: Path) -> dict[str, str]:
             "PRODUCT_HUB_DATABASE_URL": f"sqlite:///{var / 'product-hub.db'}",
             "PROFILE_DATABASE_URL": f"sqlite:///{var / 'profile.db'}",
             "CONTENT_HUB_DATABASE_URL": f"sqlite:///{var / 'content-hub.db'}",
+            "RECOMMENDER_REGISTRY_DIR": str(var / "models"),
+            "RECOMMENDER_LOG_LEVEL": os.environ.get("RECOMMENDER_LOG_LEVEL", "WARNING"),
             "RIGHTS_HUB_DATABASE_URL": f"sqlite:///{var / 'rights-hub.db'}",
             "PRODUCT_HUB_PROFILE_URL": PROFILE,
             "CONTENT_HUB_PROFILE_URL": PROFILE,
@@ -111,6 +114,10 @@ def prepare(customers: int, seed: int, data_dir: Path, env: dict[str, str]) -> d
     run([str(BIN / "qianmian-features"), "apply"], env)
     end = datetime.combine(as_of, dtime(23, 59, 59), tzinfo=UTC).isoformat()
     run([str(BIN / "qianmian-features"), "materialize", "--end", end], env)
+    step("training the LightFM hybrid on the bank's interactions and registering it as approved")
+    shutil.rmtree(data_dir.parent / "models", ignore_errors=True)
+    run([str(BIN / "recommender"), "train", "--data", str(data_dir), "--model", "lightfm", "--approve"], env)
+    run([str(BIN / "recommender"), "models"], env)
     step("migrating and seeding profile (customers, consent, moments), product-hub (catalogue),")
     print("    content-hub (content approved through maker-checker review) and rights-hub (rights, budgets)")
     run([str(BIN / "profile-service"), "migrate"], env)
