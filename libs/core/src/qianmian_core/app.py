@@ -32,16 +32,20 @@ def create_service_app(
     on_shutdown: Callable[[], None] | None = None,
     state: dict[str, Any] | None = None,
     async_cleanups: Sequence[Callable[[], Awaitable[None]]] = (),
+    async_startups: Sequence[Callable[[], Awaitable[None]]] = (),
 ) -> FastAPI:
     """A FastAPI app with error mapping, metrics, probes and auth wired in.
 
-    ``async_cleanups`` run at shutdown before ``on_shutdown`` (e.g. closing an ``httpx.AsyncClient``).
+    ``async_cleanups`` run at shutdown before ``on_shutdown`` (e.g. closing an ``httpx.AsyncClient``);
+    ``async_startups`` run at start-up after ``on_startup`` (e.g. starting a background task).
     """
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         if on_startup is not None:
             on_startup()
+        for startup in async_startups:
+            await startup()
         # Objects created at start-up (models, catalogues, pandas) live for the whole process:
         # freezing them keeps the cyclic GC from rescanning them, which cuts p99 latency.
         gc.collect()

@@ -5,6 +5,8 @@ Run with ``recommender serve`` or ``uvicorn recommender.main:create_app --factor
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
 from fastapi import FastAPI
 from qianmian_core.app import create_service_app
 from qianmian_core.auth import TokenRegistry
@@ -14,8 +16,12 @@ from qianmian_core.settings import load_settings
 
 import recommender
 from recommender.api import ROUTERS
+from recommender.database import open_database
 from recommender.ml.registry import ModelRegistry
+from recommender.service.audit import GroupCommitAuditWriter
+from recommender.service.decisions import DecisionService, ProfileClient, ProfileSource
 from recommender.service.holder import ModelHolder
+from recommender.service.hub_cache import ContentHubClient, HubCache, ProductHubClient, RightsHubClient
 from recommender.settings import RecommenderSettings
 
 log = get_logger(__name__)
@@ -38,8 +44,13 @@ def create_app(
     *,
     catalogue: list[str] | None = None,
     install_signal: bool = True,
+    hub_cache: HubCache | None = None,
+    profile: ProfileSource | None = None,
+    audit: GroupCommitAuditWriter | None = None,
 ) -> FastAPI:
-    """Build the app; the model is loaded at start-up (``on_startup``)."""
+    """Build the app; the model is loaded at start-up (``on_startup``), the hub cache and the audit
+    writer start at start-up too (``async_startups``). Tests may pass their own hub cache, profile
+    source and audit writer (e.g. clients over ``httpx.ASGITransport``)."""
     settings = settings or load_settings(RecommenderSettings)
     try:
         tokens = TokenRegistry.from_file(settings.auth_tokens_file)
@@ -56,6 +67,36 @@ def create_app(
         if install_signal:
             holder.install_sighup()
 
+    database = open_database(settings.database_url)
+    audit_writer = audit or GroupCommitAuditWriter(database)
+    cleanups: list[Callable[[], Awaitable[None]]] = []
+    if hub_cache is None:
+        hubs_token = settings.hubs_token.get_secret_value() if settings.hubs_token else ""
+        timeout = settings.dependency_timeout_s
+        hub_clients = (
+            ProductHubClient(settings.product_hub_url, hubs_token, timeout_s=timeout),
+            ContentHubClient(settings.content_hub_url, hubs_token, timeout_s=timeout),
+            RightsHubClient(settings.rights_hub_url, hubs_token, timeout_s=timeout),
+        )
+        hub_cache = HubCache(*hub_clients, settings.hub_cache_config())
+        cleanups.extend(client.aclose for client in hub_clients)
+    if profile is None:
+        profile_token = settings.profile_token.get_secret_value() if settings.profile_token else ""
+        profile_client = ProfileClient(
+            settings.profile_url, profile_token, timeout_s=settings.dependency_timeout_s
+        )
+        cleanups.append(profile_client.aclose)
+        profile = profile_client
+    decisions = DecisionService(
+        database=database,
+        audit=audit_writer,
+        hub_cache=hub_cache,
+        profile=profile,
+        holder=holder,
+        contact_policy=settings.contact_policy,
+        arbitration=settings.arbitration,
+    )
+
     def model_ready() -> None:
         if settings.require_model:
             holder.require()
@@ -69,5 +110,8 @@ def create_app(
         routers=ROUTERS,
         readiness_checks=[ReadinessCheck("model", model_ready)],
         on_startup=start,
-        state={"settings": settings, "model_holder": holder},
+        on_shutdown=database.dispose,
+        state={"settings": settings, "model_holder": holder, "decisions": decisions, "hub_cache": hub_cache},
+        async_startups=[hub_cache.start, audit_writer.start],
+        async_cleanups=[audit_writer.stop, hub_cache.stop, *cleanups],
     )

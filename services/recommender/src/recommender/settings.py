@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field, model_validator
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import SettingsConfigDict
 from qianmian_core.settings import ServiceSettings
 
 from recommender.service.arbitration import ArbitrationConfig
 from recommender.service.hub_cache import MAX_TTL_S, HubCacheConfig
+from recommender.service.policies import ContactPolicy
 
 
 class RecommenderSettings(ServiceSettings):
@@ -54,9 +55,37 @@ class RecommenderSettings(ServiceSettings):
         description="Moment weights, business levers (per product, type, campaign), no-repeat window; JSON",
     )
 
+    contact_policy: ContactPolicy = Field(
+        default_factory=ContactPolicy,
+        description="Contact caps, cool-down and quiet hours of the decision API; JSON",
+    )
+    profile_url: str = Field(default="http://127.0.0.1:8004", description="Base URL of the profile service")
+    product_hub_url: str = Field(default="http://127.0.0.1:8001", description="Base URL of product-hub")
+    content_hub_url: str = Field(default="http://127.0.0.1:8002", description="Base URL of content-hub")
+    rights_hub_url: str = Field(default="http://127.0.0.1:8003", description="Base URL of rights-hub")
+    dependency_timeout_s: float = Field(
+        default=0.5, gt=0, le=30, description="Timeout of one call to profile or a hub"
+    )
+    profile_token: SecretStr | None = Field(
+        default=None, description="Bearer token for the profile service (required in production)"
+    )
+    hubs_token: SecretStr | None = Field(
+        default=None,
+        description="Bearer token for product-hub, content-hub and rights-hub (required in production)",
+    )
+    peer_token_client: str = Field(
+        default="recommender",
+        description="Local/test only: the dev client whose token is used for profile and the hubs",
+    )
+
     @model_validator(mode="after")
     def _hub_cache_consistent(self) -> RecommenderSettings:
         self.hub_cache_config()  # fail at start-up when the bound is shorter than one refresh
+        for name in ("profile_url", "product_hub_url", "content_hub_url", "rights_hub_url"):
+            if not str(getattr(self, name)).startswith(("http://", "https://")):
+                raise ValueError(f"{name} must be an http:// or https:// URL")
+        self.resolve_client_token("profile_token", dev_client=self.peer_token_client, service="profile")
+        self.resolve_client_token("hubs_token", dev_client=self.peer_token_client, service="the hubs")
         return self
 
     def hub_cache_config(self) -> HubCacheConfig:

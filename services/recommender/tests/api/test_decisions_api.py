@@ -1,0 +1,307 @@
+"""``/v1/decisions`` with in-memory stand-ins for profile and the hubs (no other service needed)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from qianmian_bankgen.catalogue import CATALOGUE
+from qianmian_core.testing import assert_error, auth_headers
+from qianmian_rules import CustomerFacts, check_eligibility, check_suitability
+from recommender.database import migrate
+from recommender.main import create_app
+from recommender.repository.audit import AuditRecord
+from recommender.service.audit import AuditUnavailableError, GroupCommitAuditWriter
+from recommender.service.decisions import (
+    CustomerNotFoundError,
+    ProfileUnavailableError,
+    ProfileView,
+)
+from recommender.service.hub_cache import (
+    ContentWire,
+    HubCache,
+    HubCacheConfig,
+    ProductWire,
+    RightWire,
+)
+from recommender.settings import RecommenderSettings
+
+REPO_ROOT = Path(__file__).resolve().parents[4]
+DEV_TOKENS = REPO_ROOT / "config" / "dev-tokens.yaml"
+NOW = datetime.now(UTC)
+CHANNELS = ("app", "mini_program", "push", "sms", "remote_agent", "online_rm")
+
+
+class Products:
+    async def active_products(self) -> list[ProductWire]:
+        return [
+            ProductWire(
+                product_id=p.product_id,
+                name=p.name,
+                product_type=p.product_type,
+                risk_rating=p.risk_rating,
+                eligibility=p.eligibility,
+                channels=list(p.channels),
+                value=p.value,
+                sold=i,
+                status="active",
+            )
+            for i, p in enumerate(CATALOGUE)
+        ]
+
+
+class Content:
+    async def approved_content(self) -> list[ContentWire]:
+        return [
+            ContentWire(
+                content_id=f"CNT-{p.product_id}",
+                version=1,
+                status="approved",
+                product_id=p.product_id,
+                variants={c: {"title": f"{p.name} ({c})"} for c in CHANNELS},
+            )
+            for p in CATALOGUE
+        ]
+
+
+class Rights:
+    async def affordable_rights(self) -> list[RightWire]:
+        return [
+            RightWire(
+                right_id="R-BOOST",
+                name="rate boost",
+                right_type="rate_boost",
+                status="active",
+                valid_from=NOW - timedelta(days=1),
+                valid_until=NOW + timedelta(days=30),
+                remaining_count=10,
+            )
+        ]
+
+
+class Down:
+    async def active_products(self) -> list[ProductWire]:
+        raise RuntimeError("down")
+
+
+WEALTHY = CustomerFacts(
+    age=45,
+    aum=2_000_000,
+    region="shanghai",
+    segments=frozenset({"wealth"}),
+    lifecycle_stage="active",
+    risk_level=3,
+    risk_expires_at=NOW + timedelta(days=200),
+)
+ALL_CONSENT = MappingProxyType(dict.fromkeys(CHANNELS, True))
+
+
+class FakeProfile:
+    def __init__(self) -> None:
+        self.down = False
+        self.people: dict[str, ProfileView] = {
+            "C000000001": ProfileView(WEALTHY, ALL_CONSENT, True),
+            "C000000002": ProfileView(WEALTHY, ALL_CONSENT, False),
+            "C000000003": ProfileView(
+                WEALTHY.model_copy(update={"risk_level": None, "risk_expires_at": None}), ALL_CONSENT, True
+            ),
+        }
+
+    async def customer(self, customer_id: str) -> ProfileView:
+        if self.down:
+            raise ProfileUnavailableError("the profile service is unreachable")
+        if customer_id not in self.people:
+            raise CustomerNotFoundError(f"customer {customer_id} not found")
+        return self.people[customer_id]
+
+
+class BrokenWriter(GroupCommitAuditWriter):
+    async def write(self, record: AuditRecord) -> AuditRecord:
+        raise AuditUnavailableError("the audit store did not accept the record")
+
+
+def _settings(tmp_path: Path) -> RecommenderSettings:
+    url = f"sqlite:///{tmp_path / 'recommender.db'}"
+    migrate(url)
+    return RecommenderSettings(
+        database_url=url,
+        registry_dir=str(tmp_path / "models"),
+        environment="test",
+        auth_tokens_file=DEV_TOKENS,
+    )
+
+
+def _client(
+    tmp_path: Path, profile: FakeProfile, *, products: Any = None, writer_cls: type = GroupCommitAuditWriter
+) -> TestClient:
+    settings = _settings(tmp_path)
+    from recommender.database import open_database
+
+    cache = HubCache(products or Products(), Content(), Rights(), HubCacheConfig(ttl_s=30))
+    app = create_app(
+        settings,
+        install_signal=False,
+        hub_cache=cache,
+        profile=profile,
+        audit=writer_cls(open_database(settings.database_url)),
+    )
+    return TestClient(app)
+
+
+@pytest.fixture
+def profile() -> FakeProfile:
+    return FakeProfile()
+
+
+@pytest.fixture
+def client(tmp_path: Path, profile: FakeProfile) -> Iterator[TestClient]:
+    with _client(tmp_path, profile) as c:
+        yield c
+
+
+def _post(client: TestClient, body: Mapping[str, Any], who: str = "app-gateway") -> Any:
+    return client.post("/v1/decisions", json=body, headers=auth_headers(who))
+
+
+def _offerable(facts: CustomerFacts) -> set[str]:
+    return {
+        p.product_id
+        for p in CATALOGUE
+        if not check_eligibility(p.eligibility, facts)
+        and not check_suitability(p.risk_rating, facts, NOW)
+        and p.product_id not in facts.held_product_ids
+    }
+
+
+def test_a_decision_is_compliant_audited_and_readable(client: TestClient) -> None:
+    resp = _post(
+        client, {"customer_id": "C000000001", "channel": "app", "placement": "home_banner", "limit": 5}
+    )
+    assert resp.status_code == 200, resp.text
+    body = resp.json()
+    assert body["mode"] == "fallback"  # no model in the registry
+    assert body["degraded_reasons"] == ["model_unavailable"]
+    assert body["experiment"] is None
+    assert 1 <= len(body["bundles"]) <= 5
+    offerable = _offerable(WEALTHY)
+    types = [b["product"]["type"] for b in body["bundles"]]
+    assert len(types) == len(set(types))  # diversity
+    for bundle in body["bundles"]:
+        assert bundle["product"]["id"] in offerable
+        assert bundle["content"]["id"] == f"CNT-{bundle['product']['id']}"
+        assert bundle["content"]["fields"]["title"].endswith("(app)")
+        assert bundle["explanation"]["zh"]
+        assert bundle["explanation"]["en"]
+    record = client.get(f"/v1/decisions/{body['decision_id']}", headers=auth_headers("console-alice"))
+    assert record.status_code == 200, record.text
+    audit = record.json()
+    assert audit["customer_id"] == "C000000001"
+    assert audit["response"]["bundles"] == body["bundles"]
+    assert len(audit["candidates"]) >= len(body["bundles"])
+    assert all(c["outcomes"] for c in audit["candidates"])
+
+
+def test_opted_out_customer_gets_non_personalised_popularity(client: TestClient) -> None:
+    body = _post(client, {"customer_id": "C000000002", "channel": "app", "placement": "home_banner"}).json()
+    assert body["mode"] == "non_personalised"
+    assert body["model_version"] is None
+    assert body["bundles"]
+    for bundle in body["bundles"]:
+        assert bundle["product"]["id"] in _offerable(WEALTHY)
+        assert bundle["explanation"]["en"] == "This is a popular choice among our customers."
+
+
+def test_no_risk_rated_product_without_assessment(client: TestClient) -> None:
+    body = _post(
+        client, {"customer_id": "C000000003", "channel": "app", "placement": "wealth_tab", "limit": 10}
+    ).json()
+    assert body["bundles"]
+    assert all(b["product"]["risk_rating"] is None for b in body["bundles"])
+
+
+def test_profile_down_falls_back_and_offers_nothing_unconsented(
+    client: TestClient, profile: FakeProfile
+) -> None:
+    profile.down = True
+    resp = _post(client, {"customer_id": "C000000001", "channel": "app", "placement": "home_banner"})
+    assert resp.status_code == 200, resp.text
+    body = resp.json()
+    assert body["mode"] == "fallback"
+    assert "profile_unavailable" in body["degraded_reasons"]
+    assert body["bundles"] == []  # consent unknown counts as refused: nothing is offered
+    audit = client.get(f"/v1/decisions/{body['decision_id']}", headers=auth_headers("console-alice")).json()
+    assert audit["candidates"]
+    assert all(not c["allowed"] for c in audit["candidates"])
+    metrics = client.get("/metrics").text
+    assert 'qianmian_decision_fallback_total{reason="profile_unavailable"}' in metrics
+
+
+def test_hubs_down_fall_back_with_no_products(tmp_path: Path, profile: FakeProfile) -> None:
+    with _client(tmp_path, profile, products=Down()) as client:
+        body = _post(client, {"customer_id": "C000000001", "channel": "app", "placement": "x"}).json()
+    assert body["mode"] == "fallback"
+    assert "product_catalogue_missing" in body["degraded_reasons"]
+    assert body["bundles"] == []
+
+
+def test_contact_cap_gives_empty_bundles(client: TestClient) -> None:
+    request = {"customer_id": "C000000001", "channel": "mini_program", "placement": "home_banner"}
+    for _ in range(3):  # 3 per day per channel by default
+        assert _post(client, request).json()["bundles"]
+    body = _post(client, request).json()
+    assert body["bundles"] == []
+    assert "contact_cap" in body["reason_codes"]
+    assert "cap_daily_channel" in body["reason_codes"]
+
+
+def test_audit_failure_is_503_and_nothing_is_returned(tmp_path: Path, profile: FakeProfile) -> None:
+    with _client(tmp_path, profile, writer_cls=BrokenWriter) as client:
+        resp = _post(client, {"customer_id": "C000000001", "channel": "app", "placement": "home_banner"})
+    assert_error(resp, 503, "audit_unavailable")
+
+
+def test_an_unmigrated_store_is_503_quickly(tmp_path: Path, profile: FakeProfile) -> None:
+    settings = RecommenderSettings(
+        database_url=f"sqlite:///{tmp_path / 'empty.db'}",
+        registry_dir=str(tmp_path / "models"),
+        environment="test",
+        auth_tokens_file=DEV_TOKENS,
+    )
+    cache = HubCache(Products(), Content(), Rights(), HubCacheConfig(ttl_s=30))
+    app = create_app(settings, install_signal=False, hub_cache=cache, profile=profile)
+    with TestClient(app) as client:
+        resp = _post(client, {"customer_id": "C000000001", "channel": "app", "placement": "home_banner"})
+    assert_error(resp, 503, "audit_unavailable")
+
+
+def test_unknown_customer_is_404(client: TestClient) -> None:
+    resp = _post(client, {"customer_id": "C999999999", "channel": "app", "placement": "home_banner"})
+    assert_error(resp, 404, "customer_not_found")
+    assert_error(client.get("/v1/decisions/dec_nope", headers=auth_headers("console-alice")), 404)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"customer_id": "C1", "channel": "fax", "placement": "home_banner"},
+        {"customer_id": "C1", "channel": "app", "placement": "home_banner", "limit": 0},
+        {"customer_id": "C1", "channel": "app", "placement": "home_banner", "limit": 11},
+        {"customer_id": "C1", "channel": "app", "placement": "home_banner", "moment": {"type": "lottery"}},
+        {"channel": "app", "placement": "home_banner"},
+        {"customer_id": "C1", "channel": "app", "placement": "home_banner", "extra": 1},
+    ],
+)
+def test_bad_input_is_422_in_the_error_shape(client: TestClient, body: dict[str, Any]) -> None:
+    assert_error(_post(client, body), 422)
+
+
+def test_auth_is_required(client: TestClient) -> None:
+    body = {"customer_id": "C000000001", "channel": "app", "placement": "home_banner"}
+    assert_error(client.post("/v1/decisions", json=body), 401)
+    assert_error(_post(client, body, who="readonly-analyst"), 403, "insufficient_scope")
+    assert_error(client.get("/v1/decisions/x", headers=auth_headers("readonly-analyst")), 403)
