@@ -9,10 +9,10 @@ from datetime import timedelta
 from entities import customer, product
 from feast import FeatureView, Field
 from feast.types import Float64, Int64, String
-from qianmian_rules import SEGMENTS
+from qianmian_rules import CHANNELS, SEGMENTS
 from sources import customer_activity_push, customer_profile_source, product_stats_source
 
-CONSENT_CHANNELS = ("app", "mini_program", "push", "sms", "remote_agent", "online_rm")
+CONSENT_CHANNELS = CHANNELS
 
 # Monthly snapshots: 62 days keeps the previous month-end usable until the next arrives.
 customer_profile = FeatureView(

@@ -11,10 +11,11 @@ from dataclasses import dataclass, field
 from functools import cache
 from typing import Final
 
+from qianmian_rules import CHANNELS as RULES_CHANNELS
 from qianmian_rules import PRODUCT_TYPES, EligibilityRules
 
 #: Marketing channels, in the order the generator encodes them.
-CHANNELS: Final[tuple[str, ...]] = ("app", "mini_program", "push", "sms", "remote_agent", "online_rm")
+CHANNELS: Final[tuple[str, ...]] = RULES_CHANNELS
 
 #: Value types allowed in ``CatalogueProduct.attributes`` (all JSON-serialisable).
 AttributeValue = int | float | str | tuple[str, ...]

@@ -7,6 +7,7 @@ answer from the same code.
 
 from qianmian_rules.engine import check_eligibility, check_suitability, is_offerable
 from qianmian_rules.model import (
+    CHANNELS,
     LIFECYCLE_STAGES,
     MOMENT_TYPES,
     PRODUCT_TYPES,
@@ -18,6 +19,7 @@ from qianmian_rules.model import (
 )
 
 __all__ = [
+    "CHANNELS",
     "LIFECYCLE_STAGES",
     "MOMENT_TYPES",
     "PRODUCT_TYPES",

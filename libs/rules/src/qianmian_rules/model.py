@@ -28,6 +28,9 @@ LIFECYCLE_STAGES: Final[tuple[str, ...]] = (
     "churned",
 )
 
+#: Channels a decision can be made for; consent is given or refused per channel.
+CHANNELS: Final[tuple[str, ...]] = ("app", "mini_program", "push", "sms", "remote_agent", "online_rm")
+
 #: Product types of the catalogue.
 PRODUCT_TYPES: Final[tuple[str, ...]] = (
     "deposit",

@@ -17,11 +17,12 @@ from datetime import datetime
 from typing import Any, Final
 
 from qianmian_core.db import UTCDateTime, in_list, naming_metadata
+from qianmian_rules import CHANNELS as RULES_CHANNELS
 from sqlalchemy import JSON, BigInteger, CheckConstraint, Index, Integer, String
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 #: Channels a decision can be made for (issue 6's API).
-CHANNELS: Final[tuple[str, ...]] = ("app", "mini_program", "push", "sms", "remote_agent", "online_rm")
+CHANNELS: Final[tuple[str, ...]] = RULES_CHANNELS
 #: How a decision was made: by the model, by segment-free popularity (opt-out), or degraded.
 DECISION_MODES: Final[tuple[str, ...]] = ("personalised", "non_personalised", "fallback")
 #: What happened to a customer in a channel: ``decision`` is a served marketing decision (the unit the
