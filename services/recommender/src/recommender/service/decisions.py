@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from types import MappingProxyType
@@ -200,15 +200,17 @@ def _popularity(holder: ModelHolder | None, catalogue: Mapping[str, CataloguePro
 
 
 def _pick_right(
-    content: ContentEntry | None, candidate: Candidate, rights: Sequence[RightEntry]
+    content: ContentEntry | None, candidate: Candidate, rights: Mapping[str, RightEntry]
 ) -> tuple[RightEntry | None, bool | None]:
-    """The bundle's right and whether it is affordable (None: no right attached)."""
-    by_id = {r.right_id: r for r in rights}
+    """The bundle's right and whether it is affordable (None: no right attached).
+
+    ``rights``: the affordable rights by id, in the hub's order.
+    """
     if content is not None and content.right_id is not None:
-        right = by_id.get(content.right_id)
+        right = rights.get(content.right_id)
         return (right, True) if right is not None else (None, False)
     if candidate.right_type is not None:
-        for right in rights:
+        for right in rights.values():
             if right.right_type == candidate.right_type:
                 return right, True
     return None, None
@@ -285,7 +287,10 @@ class DecisionService:
         personalised = mode is not Mode.NON_PERSONALISED
         segments = facts.segments if personalised else None
         lifecycle = facts.lifecycle_stage if personalised else None
-        rights = self.hub_cache.affordable_rights(at=at, segments=segments, lifecycle_stage=lifecycle)
+        rights = {
+            r.right_id: r
+            for r in self.hub_cache.affordable_rights(at=at, segments=segments, lifecycle_stage=lifecycle)
+        }
         bundle_parts: dict[str, tuple[ContentEntry | None, RightEntry | None]] = {}
         policy_inputs = []
         for candidate in candidate_set.candidates:
@@ -298,7 +303,12 @@ class DecisionService:
             bundle_parts[product.product_id] = (content, right)
             policy_inputs.append(
                 self.hub_cache.candidate_product(
-                    product, request.channel, at=at, segments=segments, right_affordable=affordable
+                    product,
+                    request.channel,
+                    at=at,
+                    segments=segments,
+                    right_affordable=affordable,
+                    contents=contents,
                 )
             )
         result = evaluate_policies(

@@ -572,8 +572,15 @@ class HubCache:
         at: datetime | None = None,
         segments: frozenset[str] | None = None,
         right_affordable: bool | None = None,
+        contents: Sequence[ContentEntry] | None = None,
     ) -> CandidateProduct:
-        """The policy engine's view of ``product`` for a request in ``channel``."""
+        """The policy engine's view of ``product`` for a request in ``channel``.
+
+        ``contents``: the caller's own :meth:`content_for` answer for the same product, channel, time
+        and segments, so the hot path looks the content index up once per candidate.
+        """
+        if contents is None:
+            contents = self.content_for(product.product_id, channel, at=at, segments=segments)
         return CandidateProduct(
             product_id=product.product_id,
             product_type=product.product_type,
@@ -581,7 +588,7 @@ class HubCache:
             eligibility=product.eligibility,
             channels=product.channels,
             value=product.value,
-            content_approved=bool(self.content_for(product.product_id, channel, at=at, segments=segments)),
+            content_approved=bool(contents),
             right_affordable=right_affordable,
         )
 
