@@ -92,6 +92,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     down = commands.add_parser("downgrade", help="revert the database migrations")
     down.add_argument("--revision", default="base", help="target revision (default: base, an empty schema)")
     commands.add_parser("serve", help="serve the API on the configured host and port (8000)")
+    rp = commands.add_parser(
+        "replay", help="re-run recorded decisions with their recorded inputs and model; report differences"
+    )
+    rp.add_argument("decision_ids", nargs="*", help="decision ids (default: the newest --last decisions)")
+    rp.add_argument("--last", type=int, default=1000, help="how many of the newest decisions (default 1000)")
+    rp.add_argument("--show", type=int, default=5, help="differing decisions to print in full (default 5)")
     args = parser.parse_args(argv)
 
     from qianmian_core.logging import configure_logging
@@ -147,6 +153,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             downgrade(settings.database_url, args.revision)
             print(f"recommender: downgraded to {args.revision}")
         return 0
+    if args.command == "replay":
+        return _replay(args, settings)
     if args.command == "serve":
         import uvicorn
 
@@ -154,6 +162,42 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         uvicorn.run(create_app(settings), host=settings.host, port=settings.port, workers=1, log_config=None)
     return 0
+
+
+def _replay(args: argparse.Namespace, settings: object) -> int:
+    """Exit 0 when every replayed decision is reproduced exactly, 1 otherwise."""
+    import time
+
+    from recommender.database import open_database
+    from recommender.ml.registry import ModelRegistry
+    from recommender.service.replay import ReplayService
+    from recommender.settings import RecommenderSettings
+
+    assert isinstance(settings, RecommenderSettings)
+    if args.last < 1:
+        print("recommender: --last must be at least 1", file=sys.stderr)
+        return 2
+    database = open_database(settings.database_url)
+    try:
+        service = ReplayService(database, ModelRegistry(settings.registry_dir))
+        started = time.perf_counter()
+        records = service.records(args.decision_ids, last=None if args.decision_ids else args.last)
+        missing = sorted(set(args.decision_ids) - {r.decision_id for r in records})
+        summary = service.replay_many(records)
+        elapsed = time.perf_counter() - started
+    finally:
+        database.dispose()
+    for decision_id in missing:
+        print(f"recommender: decision {decision_id} not found", file=sys.stderr)
+    for result in summary.differing[: args.show]:
+        print(f"{result.decision_id}:")
+        for line in result.differences:
+            print(f"  - {line}")
+    print(
+        f"recommender: replayed {summary.replayed} decisions in {elapsed:.1f} s: "
+        f"{summary.identical} identical, {len(summary.differing)} differing"
+    )
+    return 0 if not summary.differing and not missing else 1
 
 
 def _synthetic_bank(args: argparse.Namespace, settings: object) -> object:

@@ -6,6 +6,7 @@ Run with ``recommender serve`` or ``uvicorn recommender.main:create_app --factor
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from datetime import timedelta
 
 from fastapi import FastAPI
 from qianmian_core.app import create_service_app
@@ -19,9 +20,19 @@ from recommender.api import ROUTERS
 from recommender.database import open_database
 from recommender.ml.registry import ModelRegistry
 from recommender.service.audit import GroupCommitAuditWriter
-from recommender.service.decisions import DecisionService, ProfileClient, ProfileSource
+from recommender.service.context import (
+    ChangeFeedClient,
+    ChangeSource,
+    CustomerContextSource,
+    FeastFeatureReader,
+    FeatureReader,
+)
+from recommender.service.decisions import DecisionService
+from recommender.service.feedback import FeedbackService
+from recommender.service.grants import RightsGrantClient, RightsGranter
 from recommender.service.holder import ModelHolder
 from recommender.service.hub_cache import ContentHubClient, HubCache, ProductHubClient, RightsHubClient
+from recommender.service.profile import ProfileClient, ProfileSource
 from recommender.settings import RecommenderSettings
 
 log = get_logger(__name__)
@@ -47,10 +58,15 @@ def create_app(
     hub_cache: HubCache | None = None,
     profile: ProfileSource | None = None,
     audit: GroupCommitAuditWriter | None = None,
+    features: FeatureReader | None = None,
+    changes: ChangeSource | None = None,
+    rights_grants: RightsGranter | None = None,
 ) -> FastAPI:
     """Build the app; the model is loaded at start-up (``on_startup``), the hub cache and the audit
     writer start at start-up too (``async_startups``). Tests may pass their own hub cache, profile
-    source and audit writer (e.g. clients over ``httpx.ASGITransport``)."""
+    source, feature reader, change feed and audit writer (e.g. clients over ``httpx.ASGITransport``).
+    Without a ``profile``, the profile service's change feed keeps the context cache honest; with
+    one and no ``changes``, cached profile entries live ``profile_cache_ttl_s``."""
     settings = settings or load_settings(RecommenderSettings)
     try:
         tokens = TokenRegistry.from_file(settings.auth_tokens_file)
@@ -87,15 +103,39 @@ def create_app(
         )
         cleanups.append(profile_client.aclose)
         profile = profile_client
+        if changes is None:
+            feed = ChangeFeedClient(
+                settings.profile_url, profile_token, timeout_s=settings.dependency_timeout_s
+            )
+            cleanups.append(feed.aclose)
+            changes = feed
+    if features is None and settings.features_enabled:
+        features = FeastFeatureReader()
+    context = CustomerContextSource(profile, features, changes=changes, config=settings.context_config())
     decisions = DecisionService(
         database=database,
         audit=audit_writer,
         hub_cache=hub_cache,
-        profile=profile,
+        context=context,
         holder=holder,
         contact_policy=settings.contact_policy,
         arbitration=settings.arbitration,
+        moment_window=timedelta(days=settings.moment_window_days),
     )
+
+    # --- POST /v1/feedback: converted rights are granted through rights-hub (tests pass rights_grants) ---
+    if rights_grants is None:
+        grants_client = RightsGrantClient(
+            settings.rights_hub_url,
+            settings.hubs_token.get_secret_value() if settings.hubs_token else "",
+            timeout_s=settings.rights_grant_timeout_s,
+        )
+        cleanups.append(grants_client.aclose)
+        rights_grants = grants_client
+    feedback = FeedbackService(
+        database=database, rights=rights_grants, contact_policy=settings.contact_policy
+    )
+    # --- end of POST /v1/feedback ---
 
     def model_ready() -> None:
         if settings.require_model:
@@ -111,7 +151,13 @@ def create_app(
         readiness_checks=[ReadinessCheck("model", model_ready)],
         on_startup=start,
         on_shutdown=database.dispose,
-        state={"settings": settings, "model_holder": holder, "decisions": decisions, "hub_cache": hub_cache},
-        async_startups=[hub_cache.start, audit_writer.start],
-        async_cleanups=[audit_writer.stop, hub_cache.stop, *cleanups],
+        state={
+            "settings": settings,
+            "model_holder": holder,
+            "decisions": decisions,
+            "hub_cache": hub_cache,
+            "feedback": feedback,
+        },
+        async_startups=[hub_cache.start, audit_writer.start, context.start],
+        async_cleanups=[context.stop, audit_writer.stop, hub_cache.stop, *cleanups],
     )

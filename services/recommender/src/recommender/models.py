@@ -9,6 +9,10 @@ pseudonymous ids every service uses, never a phone or ID number.
 ``contact_counters`` holds one row per customer that a cap reservation locks (``SELECT … FOR UPDATE``
 on PostgreSQL), so two concurrent decisions for one customer are serialised and cannot both pass a
 cap. ``cooldowns`` holds the product a customer dismissed and until when it must not be shown.
+
+``feedback_events`` holds what ``POST /v1/feedback`` recorded (with the grant of a converted bundle's
+right); ``idempotency_keys`` the stored answer of each (client, Idempotency-Key), written in the same
+transaction as the effect.
 """
 
 from __future__ import annotations
@@ -18,7 +22,16 @@ from typing import Any, Final
 
 from qianmian_core.db import UTCDateTime, in_list, naming_metadata
 from qianmian_rules import CHANNELS as RULES_CHANNELS
-from sqlalchemy import JSON, BigInteger, CheckConstraint, Index, Integer, String
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    CheckConstraint,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 #: Channels a decision can be made for (issue 6's API).
@@ -36,6 +49,11 @@ CONTACT_KINDS: Final[tuple[str, ...]] = (
     "convert",
     "redeem",
 )
+#: Feedback a channel reports on one bundle of a decision (``POST /v1/feedback``).
+FEEDBACK_EVENTS: Final[tuple[str, ...]] = CONTACT_KINDS[1:]
+#: Where the grant of a converted bundle's right stands: done, refused by rights-hub (its error code is
+#: kept), or not known yet (rights-hub unreachable or answered neither; retried under the same key).
+GRANT_STATUSES: Final[tuple[str, ...]] = ("granted", "pending_retry", "refused")
 
 
 class Base(DeclarativeBase):
@@ -113,3 +131,83 @@ class Cooldown(Base):
     until: Mapped[datetime] = mapped_column(UTCDateTime())
     reason: Mapped[str] = mapped_column(String(32))
     decision_id: Mapped[str | None] = mapped_column(String(64))
+
+
+class CatalogueSnapshot(Base):
+    """A catalogue snapshot that decisions were made on, stored once per distinct content (by hash).
+
+    A decision's audit record names its snapshot; ``recommender replay`` regenerates candidates from it.
+    """
+
+    __tablename__ = "catalogue_snapshots"
+
+    snapshot_hash: Mapped[str] = mapped_column(String(32), primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    products: Mapped[list[Any]] = mapped_column(JSON)
+
+
+class Feedback(Base):
+    """One feedback event on a decision's bundle, as ``POST /v1/feedback`` recorded it (append-only,
+    except for the grant columns, which move from ``pending_retry`` to ``granted`` or ``refused``).
+
+    The customer, channel and experiment arm are copied from the decision's audit record, never taken
+    from the client; ``experiment_id``/``experiment_arm`` are what experiment analysis will count
+    exposures (impressions) and conversions by.
+    """
+
+    __tablename__ = "feedback_events"
+    __table_args__ = (
+        CheckConstraint(in_list("channel", CHANNELS), name="channel"),
+        CheckConstraint(in_list("event", FEEDBACK_EVENTS), name="event"),
+        CheckConstraint(in_list("grant_status", GRANT_STATUSES), name="grant_status"),
+        CheckConstraint("value IS NULL OR value >= 0", name="value_non_negative"),
+        CheckConstraint("grant_attempts >= 0", name="grant_attempts_non_negative"),
+        UniqueConstraint("client", "idempotency_key"),
+        Index("ix_feedback_events_customer_id_at", "customer_id", "at"),
+    )
+
+    feedback_id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    #: The API client and its Idempotency-Key (the key of the request that recorded this event).
+    client: Mapped[str] = mapped_column(String(64))
+    idempotency_key: Mapped[str] = mapped_column(String(128))
+    decision_id: Mapped[str] = mapped_column(String(64), index=True)
+    customer_id: Mapped[str] = mapped_column(String(64))
+    channel: Mapped[str] = mapped_column(String(16))
+    product_id: Mapped[str] = mapped_column(String(64))
+    event: Mapped[str] = mapped_column(String(16))
+    #: When it happened (the channel's clock, checked) and when the recommender recorded it.
+    at: Mapped[datetime] = mapped_column(UTCDateTime())
+    recorded_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    #: E.g. the converted amount in fen.
+    value: Mapped[int | None] = mapped_column(BigInteger())
+    #: The end of the product's cool-down after a dismiss (the later of this one and an earlier one).
+    cooldown_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    experiment_id: Mapped[str | None] = mapped_column(String(64))
+    experiment_arm: Mapped[str | None] = mapped_column(String(64))
+    #: The right a converted bundle carried and its grant through rights-hub (all null otherwise).
+    right_id: Mapped[str | None] = mapped_column(String(64))
+    grant_key: Mapped[str | None] = mapped_column(String(128))
+    grant_status: Mapped[str | None] = mapped_column(String(16), index=True)
+    grant_id: Mapped[str | None] = mapped_column(String(64))
+    grant_error_code: Mapped[str | None] = mapped_column(String(64))
+    grant_attempts: Mapped[int] = mapped_column(Integer())
+    grant_updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class IdempotencyRecord(Base):
+    """The stored answer to one (client, Idempotency-Key): a replay gets these exact bytes back.
+
+    Written in the same transaction as the effect it answers for; ``fingerprint`` is a digest of the
+    operation and its parsed body, so the same key with another request is recognised and refused.
+    """
+
+    __tablename__ = "idempotency_keys"
+
+    client: Mapped[str] = mapped_column(String(64), primary_key=True)
+    idempotency_key: Mapped[str] = mapped_column(String(128), primary_key=True)
+    operation: Mapped[str] = mapped_column(String(32))
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    status_code: Mapped[int] = mapped_column(Integer())
+    response_body: Mapped[bytes] = mapped_column(LargeBinary())
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())

@@ -9,6 +9,7 @@ from pydantic_settings import SettingsConfigDict
 from qianmian_core.settings import ServiceSettings
 
 from recommender.service.arbitration import ArbitrationConfig
+from recommender.service.context import ContextConfig
 from recommender.service.hub_cache import MAX_TTL_S, HubCacheConfig
 from recommender.service.policies import ContactPolicy
 
@@ -59,12 +60,47 @@ class RecommenderSettings(ServiceSettings):
         default_factory=ContactPolicy,
         description="Contact caps, cool-down and quiet hours of the decision API; JSON",
     )
+    features_enabled: bool = Field(
+        default=True,
+        description="Read customer features from the Feast online store (QIANMIAN_FEAST_ENV picks it); "
+        "off: every decision takes the fallback path (features_unavailable)",
+    )
+    feature_cache_ttl_s: float = Field(
+        default=30.0,
+        ge=0,
+        le=3600,
+        description="How long a customer's Feast features are held in memory; 0 reads Feast per request "
+        "(freshness is checked on every use either way)",
+    )
+    profile_cache_ttl_s: float = Field(
+        default=300.0,
+        ge=0,
+        le=86_400,
+        description="Upper bound on a cached profile entry (evicted earlier by profile's change feed)",
+    )
+    change_poll_s: float = Field(default=1.0, gt=0, le=60, description="Profile change-feed poll interval")
+    max_feed_lag_s: float = Field(
+        default=5.0,
+        gt=0,
+        le=300,
+        description="When the change feed was last read longer ago than this, profile is read per request",
+    )
+    moment_window_days: int = Field(
+        default=7, ge=0, le=90, description="A moment from the activity features triggers rules this long"
+    )
     profile_url: str = Field(default="http://127.0.0.1:8004", description="Base URL of the profile service")
     product_hub_url: str = Field(default="http://127.0.0.1:8001", description="Base URL of product-hub")
     content_hub_url: str = Field(default="http://127.0.0.1:8002", description="Base URL of content-hub")
     rights_hub_url: str = Field(default="http://127.0.0.1:8003", description="Base URL of rights-hub")
     dependency_timeout_s: float = Field(
         default=0.5, gt=0, le=30, description="Timeout of one call to profile or a hub"
+    )
+    rights_grant_timeout_s: float = Field(
+        default=2.0,
+        gt=0,
+        le=30,
+        description="Timeout of one grant call to rights-hub (POST /v1/feedback, convert); on timeout "
+        "the grant is pending_retry and retried under the same Idempotency-Key",
     )
     profile_token: SecretStr | None = Field(
         default=None, description="Bearer token for the profile service (required in production)"
@@ -87,6 +123,15 @@ class RecommenderSettings(ServiceSettings):
         self.resolve_client_token("profile_token", dev_client=self.peer_token_client, service="profile")
         self.resolve_client_token("hubs_token", dev_client=self.peer_token_client, service="the hubs")
         return self
+
+    def context_config(self) -> ContextConfig:
+        """The customer-context cache's bounds."""
+        return ContextConfig(
+            profile_ttl_s=self.profile_cache_ttl_s,
+            feature_ttl_s=self.feature_cache_ttl_s,
+            change_poll_s=self.change_poll_s,
+            max_feed_lag_s=self.max_feed_lag_s,
+        )
 
     def hub_cache_config(self) -> HubCacheConfig:
         """The hub cache's refresh interval and staleness bound."""

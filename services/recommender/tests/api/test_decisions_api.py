@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from types import MappingProxyType
 from typing import Any
 
 import pytest
@@ -17,107 +15,24 @@ from recommender.database import migrate
 from recommender.main import create_app
 from recommender.repository.audit import AuditRecord
 from recommender.service.audit import AuditUnavailableError, GroupCommitAuditWriter
-from recommender.service.decisions import (
-    CustomerNotFoundError,
-    ProfileUnavailableError,
-    ProfileView,
-)
 from recommender.service.hub_cache import (
-    ContentWire,
     HubCache,
     HubCacheConfig,
-    ProductWire,
-    RightWire,
 )
 from recommender.settings import RecommenderSettings
+from recommender.testing import (
+    NOW,
+    WEALTHY,
+    Content,
+    Down,
+    FakeProfile,
+    Products,
+    Rights,
+    StaticFeatures,
+)
 
 REPO_ROOT = Path(__file__).resolve().parents[4]
 DEV_TOKENS = REPO_ROOT / "config" / "dev-tokens.yaml"
-NOW = datetime.now(UTC)
-CHANNELS = ("app", "mini_program", "push", "sms", "remote_agent", "online_rm")
-
-
-class Products:
-    async def active_products(self) -> list[ProductWire]:
-        return [
-            ProductWire(
-                product_id=p.product_id,
-                name=p.name,
-                product_type=p.product_type,
-                risk_rating=p.risk_rating,
-                eligibility=p.eligibility,
-                channels=list(p.channels),
-                value=p.value,
-                sold=i,
-                status="active",
-            )
-            for i, p in enumerate(CATALOGUE)
-        ]
-
-
-class Content:
-    async def approved_content(self) -> list[ContentWire]:
-        return [
-            ContentWire(
-                content_id=f"CNT-{p.product_id}",
-                version=1,
-                status="approved",
-                product_id=p.product_id,
-                variants={c: {"title": f"{p.name} ({c})"} for c in CHANNELS},
-            )
-            for p in CATALOGUE
-        ]
-
-
-class Rights:
-    async def affordable_rights(self) -> list[RightWire]:
-        return [
-            RightWire(
-                right_id="R-BOOST",
-                name="rate boost",
-                right_type="rate_boost",
-                status="active",
-                valid_from=NOW - timedelta(days=1),
-                valid_until=NOW + timedelta(days=30),
-                remaining_count=10,
-            )
-        ]
-
-
-class Down:
-    async def active_products(self) -> list[ProductWire]:
-        raise RuntimeError("down")
-
-
-WEALTHY = CustomerFacts(
-    age=45,
-    aum=2_000_000,
-    region="shanghai",
-    segments=frozenset({"wealth"}),
-    lifecycle_stage="active",
-    risk_level=3,
-    risk_expires_at=NOW + timedelta(days=200),
-)
-ALL_CONSENT = MappingProxyType(dict.fromkeys(CHANNELS, True))
-
-
-class FakeProfile:
-    def __init__(self) -> None:
-        self.down = False
-        self.people: dict[str, ProfileView] = {
-            "C000000001": ProfileView(WEALTHY, ALL_CONSENT, True),
-            "C000000002": ProfileView(WEALTHY, ALL_CONSENT, False),
-            "C000000003": ProfileView(
-                WEALTHY.model_copy(update={"risk_level": None, "risk_expires_at": None}), ALL_CONSENT, True
-            ),
-        }
-
-    async def customer(self, customer_id: str) -> ProfileView:
-        if self.down:
-            raise ProfileUnavailableError("the profile service is unreachable")
-        if customer_id not in self.people:
-            raise CustomerNotFoundError(f"customer {customer_id} not found")
-        return self.people[customer_id]
 
 
 class BrokenWriter(GroupCommitAuditWriter):
@@ -137,7 +52,12 @@ def _settings(tmp_path: Path) -> RecommenderSettings:
 
 
 def _client(
-    tmp_path: Path, profile: FakeProfile, *, products: Any = None, writer_cls: type = GroupCommitAuditWriter
+    tmp_path: Path,
+    profile: FakeProfile,
+    *,
+    products: Any = None,
+    writer_cls: type = GroupCommitAuditWriter,
+    features: StaticFeatures | None = None,
 ) -> TestClient:
     settings = _settings(tmp_path)
     from recommender.database import open_database
@@ -148,6 +68,7 @@ def _client(
         install_signal=False,
         hub_cache=cache,
         profile=profile,
+        features=features or StaticFeatures(),
         audit=writer_cls(open_database(settings.database_url)),
     )
     return TestClient(app)

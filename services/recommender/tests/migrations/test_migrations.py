@@ -5,11 +5,20 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from alembic.script import ScriptDirectory
 from qianmian_core.testing import SQLITE_AND_POSTGRES, assert_migrations_round_trip, empty_database_url
 from recommender.database import MIGRATIONS_DIR
 from recommender.models import Base
 
-TABLES = {"decisions", "contact_events", "contact_counters", "cooldowns"}
+TABLES = {
+    "decisions",
+    "contact_events",
+    "contact_counters",
+    "cooldowns",
+    "catalogue_snapshots",
+    "feedback_events",
+    "idempotency_keys",
+}
 
 
 @pytest.mark.parametrize("dialect", SQLITE_AND_POSTGRES)
@@ -28,6 +37,8 @@ def test_cli_migrate_and_downgrade(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     monkeypatch.setenv("RECOMMENDER_LOG_LEVEL", "WARNING")
     with logging_restored():
         assert main(["migrate"]) == 0
-        assert current_revision(url) == "0001"
+        head = ScriptDirectory(str(MIGRATIONS_DIR)).get_current_head()
+        assert head is not None
+        assert current_revision(url) == head
         assert main(["downgrade"]) == 0
         assert current_revision(url) is None

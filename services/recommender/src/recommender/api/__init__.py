@@ -1,8 +1,9 @@
 """HTTP routes of the recommender: parse, authorise, call the service layer."""
 
 from recommender.api.decisions import router as decisions_router
+from recommender.api.feedback import router as feedback_router
 from recommender.api.models import router as models_router
 
-ROUTERS = (models_router, decisions_router)
+ROUTERS = (models_router, decisions_router, feedback_router)
 
 __all__ = ["ROUTERS"]

@@ -19,11 +19,12 @@ choice (``holding_share``, see ``models/popularity.py``).
 
 from __future__ import annotations
 
+import bisect
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 import numpy as np
 import pandas as pd
@@ -243,6 +244,31 @@ def customer_feature_tokens(customers: pd.DataFrame) -> list[list[str]]:
         for row, value in zip(parts, customers["feature_tokens"].fillna("").astype(str), strict=True):
             row.extend(t for t in value.split(",") if t)
     return parts
+
+
+def serving_feature_tokens(profile: Mapping[str, Any]) -> list[str]:
+    """The tokens of :func:`customer_feature_tokens` for one customer at serving time.
+
+    ``profile`` holds the ``customer_profile`` feature values by column name (``seg_payroll``,
+    ``lifecycle_stage``, ``age_band``, ``aum``, ``risk_level``, ``city_tier``); absent or None
+    values give no token, as absent columns do in training. Same rules, no pandas per request.
+    """
+    tokens: list[str] = []
+    for segment in _SEGMENTS:
+        if profile.get(f"seg_{segment}"):
+            tokens.append(f"segment={segment}")
+    if profile.get("lifecycle_stage") is not None:
+        tokens.append(f"lifecycle={profile['lifecycle_stage']}")
+    if profile.get("age_band") is not None:
+        tokens.append(f"age_band={profile['age_band']}")
+    if profile.get("aum") is not None:
+        tokens.append(f"aum_band={bisect.bisect_right(_AUM_EDGES, float(profile['aum']))}")
+    if profile.get("risk_level") is not None:
+        level = int(profile["risk_level"])
+        tokens.append(f"risk={level}" if level else "risk=none")
+    if profile.get("city_tier") is not None:
+        tokens.append(f"city_tier={profile['city_tier']}")
+    return tokens
 
 
 def product_feature_tokens(products: pd.DataFrame) -> list[list[str]]:

@@ -159,8 +159,12 @@ class ContactRepository:
 
     def start_cooldown(
         self, customer_id: str, product_id: str, until: datetime, *, reason: str, decision_id: str | None
-    ) -> None:
-        """Keep ``product_id`` away from the customer until ``until`` (an existing later end is kept)."""
+    ) -> datetime:
+        """Keep ``product_id`` away from the customer until ``until`` (an existing later end is kept).
+
+        Returns the cool-down's end as stored now. The "never shorten" test is in the upsert's
+        ``WHERE``, so two concurrent dismisses cannot shorten each other's cool-down.
+        """
         insert = dialect_insert(self.session, Cooldown).values(
             customer_id=customer_id,
             product_id=product_id,
@@ -168,15 +172,16 @@ class ContactRepository:
             reason=reason,
             decision_id=decision_id,
         )
-        current = self.session.get(Cooldown, (customer_id, product_id), populate_existing=True)
-        if current is not None and current.until >= until:
-            return
         self.session.execute(
             insert.on_conflict_do_update(
                 index_elements=["customer_id", "product_id"],
                 set_={"until": until, "reason": reason, "decision_id": decision_id},
+                where=Cooldown.until < insert.excluded.until,
             )
         )
+        stored = self.session.get(Cooldown, (customer_id, product_id), populate_existing=True)
+        assert stored is not None, "the upsert leaves a row"
+        return stored.until
 
     def active_cooldowns(self, customer_id: str, at: datetime) -> dict[str, datetime]:
         """Product id → end of its cool-down, for the cool-downs still running at ``at``."""

@@ -49,6 +49,7 @@ from qianmian_core.logging import get_logger
 from qianmian_rules import MomentType
 
 from recommender.ml.models.popularity import SegmentPopularityRecommender
+from recommender.ml.registry import LoadedModel
 from recommender.service.holder import ModelHolder
 from recommender.service.hub_cache import CatalogueProduct
 from recommender.service.policies import GlobalPopularity, Mode
@@ -359,3 +360,14 @@ class CandidateGenerator:
         for pid, score in _scaled([(p, s) for p, s in top if p in products]):
             merge.add(products[pid], score, source, reason="cf_similar_customers")
         return version, None
+
+
+def popularity_for(
+    loaded: LoadedModel | None, catalogue: Mapping[str, CatalogueProduct]
+) -> SegmentPopularity:
+    """Segment popularity from a served popularity model, else segment-free sales counts."""
+    if loaded is not None and isinstance(loaded.model, SegmentPopularityRecommender):
+        return SegmentPopularity.from_model(loaded.model)
+    # No popularity model: segment-free popularity from the catalogue's sales counts.
+    overall = GlobalPopularity(MappingProxyType({pid: float(p.sold) for pid, p in catalogue.items()}))
+    return SegmentPopularity(MappingProxyType({}), overall)

@@ -2,66 +2,61 @@
 
 One call of :meth:`DecisionService.decide` does, in order:
 
-1. refuse at once (:class:`~recommender.service.audit.AuditUnavailableError`, 503) when the audit
-   writer is not running: no decision is ever answered without its audit record;
-2. read the customer's eligibility facts and consents from the profile service (concurrently). An
+1. refuse at once (:class:`AuditStoreUnavailableError`, 503) when the audit writer is not running: no
+   decision is ever answered without its audit record;
+2. read the customer context (:mod:`recommender.service.context`): profile's eligibility facts and
+   consents, and the Feast online features with their freshness checked at the decision time. An
    unknown customer is a 404; an unreachable profile switches to the **fallback** path with the most
-   conservative facts (no risk assessment, no consent), so every hard rule still holds — in
-   practice nothing is offered without the customer's consent;
-3. choose the mode: opt-out → ``non_personalised`` (segment-free popularity only); profile, hub
-   snapshot or model unavailable → ``fallback`` (degraded_reasons say which); else ``personalised``;
-4. generate candidates (:class:`CandidateGenerator`), attach each one's best approved content for the
-   channel and its right from the hub cache, evaluate every policy on every candidate, arbitrate;
+   conservative facts (no risk assessment, no consent), so every hard rule still holds — in practice
+   nothing is offered without the customer's consent; stale or missing features switch to fallback
+   too (``features_stale`` / ``features_missing``), counted in ``qianmian_decision_fallback_total``;
+3. choose the mode: opt-out → ``non_personalised`` (segment-free popularity only); anything degraded
+   → ``fallback`` (degraded_reasons say which); else ``personalised``;
+4. generate candidates (:class:`CandidateGenerator`; the moment is the request's, else the customer's
+   last moment from Feast when it is within ``moment_window``), attach each one's best approved
+   content for the channel and its right from the hub cache, then the pure pipeline
+   (:mod:`recommender.service.pipeline`): every policy on every candidate, arbitration, bundles;
 5. take a contact slot for the channel (exact caps); a full cap empties the bundles (``contact_cap``);
-6. write the audit record (group commit) and await its durability, then return the response.
-
-Features from the Feast online store are not read in this slice: the decision uses the profile's
-eligibility facts and segments only, and the audit record's ``features`` says exactly that.
+6. write the audit record (group commit) and await its durability, then return the response. The
+   record holds every input the pure pipeline used, so ``recommender replay`` can re-run it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from types import MappingProxyType
-from typing import Any, Final, Protocol
+from typing import Any, Final
 
 from prometheus_client import Counter
-from pydantic import BaseModel, ConfigDict
-from qianmian_core.clients import ServiceClient, path_of
 from qianmian_core.db import Database
 from qianmian_core.errors import DependencyUnavailableError, NotFoundError
 from qianmian_core.logging import get_logger
-from qianmian_rules import CustomerFacts
+from qianmian_rules import MOMENT_TYPES, CustomerFacts
 from sqlalchemy.exc import SQLAlchemyError
 
-from recommender.ml.models.popularity import SegmentPopularityRecommender
+from recommender.ml.data import serving_feature_tokens
 from recommender.repository.audit import AuditRecord, AuditRepository
-from recommender.service.arbitration import ArbitrationCandidate, ArbitrationConfig, arbitrate
+from recommender.service.arbitration import ArbitrationConfig
 from recommender.service.audit import AuditUnavailableError, GroupCommitAuditWriter
-from recommender.service.candidates import (
-    Candidate,
-    CandidateGenerator,
-    CustomerSignals,
-    SegmentPopularity,
-)
+from recommender.service.candidates import Candidate, CandidateGenerator, CustomerSignals, popularity_for
 from recommender.service.contacts import ContactService
-from recommender.service.explain import explain
+from recommender.service.context import CustomerContextSource, FeatureSnapshot
 from recommender.service.holder import ModelHolder
 from recommender.service.hub_cache import CatalogueProduct, ContentEntry, HubCache, RightEntry
 from recommender.service.metrics import record_policy_blocks
+from recommender.service.pipeline import OfferParts, bundles, context_to_json, rank, without_offers
 from recommender.service.policies import (
     CHANNELS,
     ContactPolicy,
     CustomerContext,
     DecisionRequest,
-    GlobalPopularity,
     Mode,
-    evaluate_policies,
 )
+from recommender.service.snapshots import SnapshotStore
 
 log = get_logger(__name__)
 
@@ -73,6 +68,9 @@ DECISION_FALLBACKS: Final = Counter(
 #: The reasons a decision falls back (each series exists at 0 from start-up).
 FALLBACK_REASONS: Final[tuple[str, ...]] = (
     "profile_unavailable",
+    "features_unavailable",
+    "features_missing",
+    "features_stale",
     "product_catalogue_missing",
     "product_catalogue_stale",
     "content_index_unavailable",
@@ -83,72 +81,14 @@ FALLBACK_REASONS: Final[tuple[str, ...]] = (
 for _reason in FALLBACK_REASONS:
     DECISION_FALLBACKS.labels(reason=_reason)
 
-#: What the audit record says about features in this slice (no Feast read yet).
-FEATURES_NOT_READ: Final[dict[str, Any]] = {"source": "profile", "feast": "not_read"}
-
-
-class CustomerNotFoundError(NotFoundError):
-    """The profile service does not know the customer."""
-
-    code = "customer_not_found"
-
-
-class ProfileUnavailableError(DependencyUnavailableError):
-    """The profile service could not be reached or answered badly."""
-
-    code = "profile_unavailable"
+#: A moment from the customer's activity features triggers rules for this long after it happened.
+DEFAULT_MOMENT_WINDOW: Final = timedelta(days=7)
 
 
 class AuditStoreUnavailableError(DependencyUnavailableError):
     """The audit store cannot make the decision durable: answered 503, never unaudited."""
 
     code = "audit_unavailable"
-
-
-class ConsentWire(BaseModel):
-    """profile's ``GET /v1/customers/{id}/consents`` (only the fields read here)."""
-
-    model_config = ConfigDict(extra="ignore", frozen=True)
-
-    customer_id: str
-    channels: dict[str, bool]
-    personalised: bool
-
-
-@dataclass(frozen=True, slots=True)
-class ProfileView:
-    """The customer as the profile service describes them."""
-
-    facts: CustomerFacts
-    consents: Mapping[str, bool]
-    personalised: bool
-
-
-class ProfileSource(Protocol):
-    async def customer(self, customer_id: str) -> ProfileView: ...
-
-
-class ProfileClient(ServiceClient):
-    """Reads eligibility facts and consents from the profile service."""
-
-    service = "profile"
-    unavailable_error = ProfileUnavailableError
-    default_timeout_s = 0.5
-
-    async def customer(self, customer_id: str) -> ProfileView:
-        """Facts and consents, fetched concurrently; 404 → CustomerNotFoundError."""
-        missing = CustomerNotFoundError(
-            f"customer {customer_id} not found", details={"customer_id": customer_id}
-        )
-        facts, consents = await asyncio.gather(
-            self._client.get_model(
-                path_of("v1", "customers", customer_id, "eligibility-facts"), CustomerFacts, not_found=missing
-            ),
-            self._client.get_model(
-                path_of("v1", "customers", customer_id, "consents"), ConsentWire, not_found=missing
-            ),
-        )
-        return ProfileView(facts, MappingProxyType(dict(consents.channels)), consents.personalised)
 
 
 #: The facts used when profile is unreachable: nothing known, so every rule takes its strictest path
@@ -190,13 +130,10 @@ def _store_down(exc: Exception) -> AuditStoreUnavailableError:
     return AuditStoreUnavailableError("the decision store is unavailable")
 
 
-def _popularity(holder: ModelHolder | None, catalogue: Mapping[str, CatalogueProduct]) -> SegmentPopularity:
-    loaded = holder.current if holder is not None else None
-    if loaded is not None and isinstance(loaded.model, SegmentPopularityRecommender):
-        return SegmentPopularity.from_model(loaded.model)
-    # No popularity model: segment-free popularity from the catalogue's sales counts.
-    overall = GlobalPopularity(MappingProxyType({pid: float(p.sold) for pid, p in catalogue.items()}))
-    return SegmentPopularity(MappingProxyType({}), overall)
+def profile_values(features: FeatureSnapshot) -> dict[str, Any]:
+    """The fresh ``customer_profile`` features by column name (for the model's feature tokens)."""
+    prefix = "customer_profile:"
+    return {k.removeprefix(prefix): v for k, v in features.fresh.items() if k.startswith(prefix)}
 
 
 def _pick_right(
@@ -225,21 +162,35 @@ class DecisionService:
         database: Database,
         audit: GroupCommitAuditWriter,
         hub_cache: HubCache,
-        profile: ProfileSource,
+        context: CustomerContextSource,
         holder: ModelHolder | None,
         contact_policy: ContactPolicy | None = None,
         arbitration: ArbitrationConfig | None = None,
+        moment_window: timedelta = DEFAULT_MOMENT_WINDOW,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self.database = database
         self.audit = audit
         self.hub_cache = hub_cache
-        self.profile = profile
+        self.context = context
         self.holder = holder
         self.contact_policy = contact_policy or ContactPolicy()
         self.contacts = ContactService(database, self.contact_policy)
         self.arbitration = arbitration or ArbitrationConfig()
+        self.moment_window = moment_window
         self.now = now
+        self.snapshots = SnapshotStore(database)
+        self._generator: tuple[object, object, CandidateGenerator] | None = None
+
+    def _candidate_generator(self, catalogue: Mapping[str, CatalogueProduct]) -> CandidateGenerator:
+        """One generator per (served model, catalogue snapshot): popularity is built once, not per call."""
+        loaded = self.holder.current if self.holder is not None else None
+        cached = self._generator
+        if cached is not None and cached[0] is loaded and cached[1] is catalogue:
+            return cached[2]
+        generator = CandidateGenerator(self.holder, popularity_for(loaded, catalogue))
+        self._generator = (loaded, catalogue, generator)
+        return generator
 
     async def decide(self, request: DecisionInput) -> dict[str, Any]:
         """One decision, durable in the audit log before it is returned."""
@@ -249,13 +200,10 @@ class DecisionService:
             raise ValueError(f"unknown channel {request.channel!r}")
         at = self.now()
         decision_id = f"dec_{uuid.uuid4().hex}"
-        degraded: list[str] = []
 
-        try:
-            view: ProfileView | None = await self.profile.customer(request.customer_id)
-        except DependencyUnavailableError:
-            view = None
-            degraded.append("profile_unavailable")
+        seen = await self.context.customer(request.customer_id, at)
+        view = seen.profile
+        degraded: list[str] = list(seen.degraded)
         facts = view.facts if view is not None else UNKNOWN_FACTS
         consents: Mapping[str, bool] = view.consents if view is not None else MappingProxyType({})
         opt_out = view is not None and not view.personalised
@@ -272,79 +220,39 @@ class DecisionService:
         )
         mode = Mode.NON_PERSONALISED if opt_out else (Mode.FALLBACK if degraded else Mode.PERSONALISED)
         catalogue = self.hub_cache.catalogue
-        generator = CandidateGenerator(self.holder, _popularity(self.holder, catalogue))
+        moment, moment_source = self._moment(request, seen.features, at)
         signals = CustomerSignals(
             customer_id=request.customer_id,
             segments=facts.segments,
-            tokens=tuple(f"segment={s}" for s in sorted(facts.segments)),
-            moment=request.moment_type,
+            tokens=tuple(serving_feature_tokens(profile_values(seen.features))),
+            moment=moment,
         )
-        candidate_set = generator.generate(signals, catalogue, mode=mode, at=at)
+        candidate_set = self._candidate_generator(catalogue).generate(signals, catalogue, mode=mode, at=at)
         if candidate_set.cf_skipped == "model_error" and mode is Mode.PERSONALISED:
             degraded.append("model_error")
             mode = Mode.FALLBACK
 
         personalised = mode is not Mode.NON_PERSONALISED
-        segments = facts.segments if personalised else None
-        lifecycle = facts.lifecycle_stage if personalised else None
-        rights = {
-            r.right_id: r
-            for r in self.hub_cache.affordable_rights(at=at, segments=segments, lifecycle_stage=lifecycle)
-        }
-        bundle_parts: dict[str, tuple[ContentEntry | None, RightEntry | None]] = {}
-        policy_inputs = []
-        for candidate in candidate_set.candidates:
-            product = catalogue[candidate.product_id]
-            contents = self.hub_cache.content_for(
-                product.product_id, request.channel, at=at, segments=segments
-            )
-            content = contents[0] if contents else None
-            right, affordable = _pick_right(content, candidate, rights)
-            bundle_parts[product.product_id] = (content, right)
-            policy_inputs.append(
-                self.hub_cache.candidate_product(
-                    product,
-                    request.channel,
-                    at=at,
-                    segments=segments,
-                    right_affordable=affordable,
-                    contents=contents,
-                )
-            )
-        result = evaluate_policies(
-            policy_inputs,
-            context,
-            DecisionRequest(channel=request.channel, placement=request.placement, at=at),
-            self.contact_policy,
-            degraded=bool(degraded),
+        parts = self._offer_parts(
+            candidate_set.candidates, catalogue, request.channel, at, facts, personalised
         )
-        record_policy_blocks(result)
-        by_id = {c.product_id: c for c in candidate_set.candidates}
-        allowed = {v.product.product_id: v for v in result.allowed}
-        arbitration = arbitrate(
-            [
-                ArbitrationCandidate(
-                    product_id=pid,
-                    product_type=by_id[pid].product_type,
-                    propensity=by_id[pid].score,
-                    value=catalogue[pid].value if personalised else 1.0,
-                    moment=by_id[pid].moment if personalised else None,
-                )
-                for pid in allowed
-            ],
+        outcome = rank(
+            request=DecisionRequest(channel=request.channel, placement=request.placement, at=at),
             limit=request.limit,
-            at=at,
-            config=self.arbitration if personalised else ArbitrationConfig(),
+            context=context,
+            mode=mode,
+            degraded=bool(degraded),
+            candidates=candidate_set.candidates,
+            parts=parts,
+            catalogue=catalogue,
+            contact_policy=self.contact_policy,
+            arbitration=self.arbitration,
         )
-
-        request_codes = [code for o in result.request_outcomes if not o.passed for code in o.codes]
-        reason_codes: list[str] = []
-        if any(o.rule == "contact_cap" and not o.passed for o in result.request_outcomes):
-            reason_codes.append("contact_cap")
-        reason_codes.extend(request_codes)
-        ranked = list(arbitration.ranked)
+        record_policy_blocks(outcome.policies)
+        reason_codes = list(outcome.reason_codes)
+        ranked_outcome = outcome
         reservation_json: dict[str, Any] | None = None
-        if ranked:
+        if outcome.arbitration.ranked:
             try:
                 reservation = await asyncio.to_thread(
                     self.contacts.reserve, request.customer_id, request.channel, at, decision_id=decision_id
@@ -357,42 +265,13 @@ class DecisionService:
                 "counts": dict(reservation.counts),
             }
             if not reservation.granted:
-                ranked = []
+                ranked_outcome = without_offers(outcome)
                 reason_codes = ["contact_cap", *reservation.blocked_by]
-
-        bundles = []
-        for offer in ranked:
-            candidate = by_id[offer.product_id]
-            product = catalogue[offer.product_id]
-            content, right = bundle_parts[offer.product_id]
-            verdict = allowed[offer.product_id]
-            explanation = explain(candidate.reason_codes, candidate.sources, personalised=personalised)
-            bundles.append(
-                {
-                    "product": {
-                        "id": product.product_id,
-                        "name": product.name,
-                        "type": product.product_type,
-                        "risk_rating": product.risk_rating,
-                    },
-                    "content": None
-                    if content is None
-                    else {
-                        "id": content.content_id,
-                        "version": content.version,
-                        "channel": content.channel,
-                        "fields": dict(content.variant),
-                    },
-                    "right": {"id": right.right_id, "type": right.right_type}
-                    if right is not None and verdict.offer_right
-                    else None,
-                    "score": offer.priority,
-                    "reason_codes": list(candidate.reason_codes) or [explanation.code],
-                    "explanation": {"zh": explanation.zh, "en": explanation.en},
-                }
-            )
-        for reason in degraded:
-            if mode is Mode.FALLBACK:
+        offered = bundles(
+            ranked_outcome, candidate_set.candidates, parts, catalogue, personalised=personalised
+        )
+        if mode is Mode.FALLBACK:
+            for reason in degraded:
                 DECISION_FALLBACKS.labels(reason=reason).inc()
         model_version = candidate_set.model_version if personalised else None
         response: dict[str, Any] = {
@@ -400,17 +279,20 @@ class DecisionService:
             "mode": mode.value,
             "experiment": None,
             "model_version": model_version,
-            "bundles": bundles,
+            "bundles": offered,
             "reason_codes": list(dict.fromkeys(reason_codes)),
             "degraded_reasons": degraded,
         }
+        snapshot = await self.snapshots.key_of(catalogue)
+        verdicts = {v.product.product_id: v for v in outcome.policies.verdicts}
         candidates_json = [
             {
-                **by_id[v.product.product_id].as_json(),
-                **v.as_json(),
-                "arbitration": arbitration.dropped.get(v.product.product_id),
+                **c.as_json(),
+                **verdicts[c.product_id].as_json(),
+                "inputs": parts[c.product_id].as_json(),
+                "arbitration": outcome.arbitration.dropped.get(c.product_id),
             }
-            for v in result.verdicts
+            for c in candidate_set.candidates
         ]
         record = AuditRecord(
             decision_id=decision_id,
@@ -424,20 +306,82 @@ class DecisionService:
             experiment_arm=None,
             request=request.as_json(),
             features={
-                **FEATURES_NOT_READ,
-                "facts": None if view is None else view.facts.model_dump(mode="json"),
-                "consents": dict(consents),
+                "feast": seen.features.as_json(),
+                "sources": dict(seen.sources),
+                "context": context_to_json(context),
                 "personalised": None if view is None else view.personalised,
+                "signals": {
+                    "segments": sorted(signals.segments),
+                    "tokens": list(signals.tokens),
+                    "moment": moment,
+                    "moment_source": moment_source,
+                },
+                "catalogue_snapshot": snapshot,
+                "arbitration_config": self.arbitration.model_dump(mode="json"),
+                "contact_policy": self.contact_policy.model_dump(mode="json"),
+                "served_model_version": candidate_set.model_version,
+                "cf_skipped": candidate_set.cf_skipped,
                 "contact_reservation": reservation_json,
             },
             candidates=candidates_json,
-            response={**response, "ranking": [o.as_json() for o in ranked]},
+            response={**response, "ranking": [o.as_json() for o in ranked_outcome.arbitration.ranked]},
         )
         try:
             await self.audit.write(record)
         except AuditUnavailableError as exc:
             raise AuditStoreUnavailableError(str(exc)) from None
         return response
+
+    def _moment(
+        self, request: DecisionInput, features: FeatureSnapshot, at: datetime
+    ) -> tuple[str | None, str | None]:
+        """The request's moment, else the customer's last moment from Feast when it is recent enough."""
+        if request.moment_type is not None:
+            return request.moment_type, "request"
+        kind = features.get("customer_activity:last_moment_type")
+        stamp = features.get("customer_activity:last_moment_ts")
+        if not kind or not stamp:
+            return None, None
+        when = datetime.fromtimestamp(int(stamp), UTC)
+        if timedelta(0) <= at - when <= self.moment_window and kind in MOMENT_TYPES:
+            return str(kind), "features"
+        return None, None
+
+    def _offer_parts(
+        self,
+        candidates: Sequence[Candidate],
+        catalogue: Mapping[str, CatalogueProduct],
+        channel: str,
+        at: datetime,
+        facts: CustomerFacts,
+        personalised: bool,
+    ) -> dict[str, OfferParts]:
+        """Each candidate's best approved content for the channel and its right, from the hub caches."""
+        segments = facts.segments if personalised else None
+        lifecycle = facts.lifecycle_stage if personalised else None
+        rights = {
+            r.right_id: r
+            for r in self.hub_cache.affordable_rights(at=at, segments=segments, lifecycle_stage=lifecycle)
+        }
+        parts: dict[str, OfferParts] = {}
+        for candidate in candidates:
+            contents = self.hub_cache.content_for(candidate.product_id, channel, at=at, segments=segments)
+            content = contents[0] if contents else None
+            right, affordable = _pick_right(content, candidate, rights)
+            parts[candidate.product_id] = OfferParts(
+                content_approved=bool(contents),
+                right_affordable=affordable,
+                content=None
+                if content is None
+                else {
+                    "id": content.content_id,
+                    "version": content.version,
+                    "channel": content.channel,
+                    "fields": dict(content.variant),
+                },
+                right=None if right is None else {"id": right.right_id, "type": right.right_type},
+            )
+        return parts
 
     async def get(self, decision_id: str) -> dict[str, Any]:
         """The audit record of one decision (404 when unknown)."""
@@ -471,11 +415,6 @@ class DecisionService:
 __all__ = [
     "DECISION_FALLBACKS",
     "AuditStoreUnavailableError",
-    "CustomerNotFoundError",
     "DecisionInput",
     "DecisionService",
-    "ProfileClient",
-    "ProfileSource",
-    "ProfileUnavailableError",
-    "ProfileView",
 ]

@@ -10,6 +10,7 @@ from typing import Final, get_args
 
 from prometheus_client import Counter
 
+from recommender.models import FEEDBACK_EVENTS, GRANT_STATUSES
 from recommender.service.policies import RULE_METRIC, MetricRule, PolicyResult
 
 POLICY_BLOCKS: Final = Counter(
@@ -22,10 +23,26 @@ AUDIT_WRITE_FAILURES: Final = Counter(
     "Decision audit records that could not be made durable (the decision was answered 503)",
 )
 
+FEEDBACK_EVENTS_TOTAL: Final = Counter(
+    "qianmian_feedback_events_total",
+    "Feedback events recorded by POST /v1/feedback, by event (idempotent replays are not counted)",
+    ["event"],
+)
+RIGHTS_GRANTS_TOTAL: Final = Counter(
+    "qianmian_rights_grants_total",
+    "Attempts to grant a converted bundle's right through rights-hub, by outcome "
+    "(granted, refused, pending_retry)",
+    ["outcome"],
+)
+
 #: Every label value the contract allows, so each series exists (at 0) from start-up.
 METRIC_RULES: Final[tuple[MetricRule, ...]] = get_args(MetricRule)
 for _rule in METRIC_RULES:
     POLICY_BLOCKS.labels(rule=_rule)
+for _event in FEEDBACK_EVENTS:
+    FEEDBACK_EVENTS_TOTAL.labels(event=_event)
+for _outcome in GRANT_STATUSES:
+    RIGHTS_GRANTS_TOTAL.labels(outcome=_outcome)
 
 
 def policy_blocks(result: PolicyResult) -> Tally[MetricRule]:

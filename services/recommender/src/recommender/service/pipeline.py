@@ -1,0 +1,289 @@
+"""The pure half of a decision: candidates + policy inputs → verdicts → ranking → bundles (no I/O).
+
+:class:`~recommender.service.decisions.DecisionService` feeds it what it read live (hub caches,
+profile, Feast, contact history); :mod:`recommender.service.replay` feeds it what the audit record
+says was read. Both call the same functions, so a replay that differs from the recorded decision
+points at a changed model, rule or code — never at a second implementation.
+
+Everything a replay needs is made JSON here: the customer context (:func:`context_to_json`), the
+per-candidate policy inputs (:class:`OfferParts`) and the catalogue snapshot
+(:func:`catalogue_to_json`, stored once per distinct snapshot, by hash).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime
+from types import MappingProxyType
+from typing import Any
+
+import orjson
+from qianmian_rules import CustomerFacts, EligibilityRules
+
+from recommender.service.arbitration import (
+    ArbitrationCandidate,
+    ArbitrationConfig,
+    ArbitrationResult,
+    arbitrate,
+)
+from recommender.service.candidates import Candidate
+from recommender.service.explain import explain
+from recommender.service.hub_cache import CatalogueProduct
+from recommender.service.policies import (
+    CandidateProduct,
+    ContactPolicy,
+    ContactRecord,
+    ContactState,
+    CustomerContext,
+    DecisionRequest,
+    Mode,
+    PolicyResult,
+    evaluate_policies,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class OfferParts:
+    """What the hubs said about one candidate at decision time: its best content and right."""
+
+    content_approved: bool
+    #: ``None``: no right attached; ``False``: the attached right is not affordable.
+    right_affordable: bool | None
+    #: ``{"id", "version", "channel", "fields"}`` of the best approved variant, or None.
+    content: Mapping[str, Any] | None
+    #: ``{"id", "type"}`` of the right, or None.
+    right: Mapping[str, str] | None
+
+    def as_json(self, *, with_fields: bool = False) -> dict[str, Any]:
+        content = None
+        if self.content is not None:
+            content = {k: v for k, v in self.content.items() if with_fields or k != "fields"}
+        return {
+            "content_approved": self.content_approved,
+            "right_affordable": self.right_affordable,
+            "content": content,
+            "right": None if self.right is None else dict(self.right),
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> OfferParts:
+        return cls(
+            content_approved=bool(data["content_approved"]),
+            right_affordable=data["right_affordable"],
+            content=data["content"],
+            right=data["right"],
+        )
+
+
+def policy_input(product: CatalogueProduct, parts: OfferParts) -> CandidateProduct:
+    """The policy engine's view of a catalogue product and its parts."""
+    return CandidateProduct(
+        product_id=product.product_id,
+        product_type=product.product_type,
+        risk_rating=product.risk_rating,
+        eligibility=product.eligibility,
+        channels=product.channels,
+        value=product.value,
+        content_approved=parts.content_approved,
+        right_affordable=parts.right_affordable,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class PipelineOutcome:
+    """Verdicts and ranking of one decision, before the contact slot is taken."""
+
+    policies: PolicyResult
+    arbitration: ArbitrationResult
+    #: Request-wide reason codes (quiet hours, caps …) when rules failed for every candidate.
+    reason_codes: tuple[str, ...]
+
+
+def rank(
+    *,
+    request: DecisionRequest,
+    limit: int,
+    context: CustomerContext,
+    mode: Mode,
+    degraded: bool,
+    candidates: Sequence[Candidate],
+    parts: Mapping[str, OfferParts],
+    catalogue: Mapping[str, CatalogueProduct],
+    contact_policy: ContactPolicy,
+    arbitration: ArbitrationConfig,
+    recently_shown: Mapping[str, datetime] | None = None,
+) -> PipelineOutcome:
+    """Every policy on every candidate, then arbitration of the allowed ones (see the modules)."""
+    result = evaluate_policies(
+        [policy_input(catalogue[c.product_id], parts[c.product_id]) for c in candidates],
+        context,
+        request,
+        contact_policy,
+        degraded=degraded,
+    )
+    personalised = mode is not Mode.NON_PERSONALISED
+    by_id = {c.product_id: c for c in candidates}
+    ranked = arbitrate(
+        [
+            ArbitrationCandidate(
+                product_id=pid,
+                product_type=by_id[pid].product_type,
+                propensity=by_id[pid].score,
+                value=catalogue[pid].value if personalised else 1.0,
+                moment=by_id[pid].moment if personalised else None,
+            )
+            for pid in (v.product.product_id for v in result.allowed)
+        ],
+        limit=limit,
+        at=request.at,
+        recently_shown=recently_shown if personalised else None,
+        config=arbitration if personalised else ArbitrationConfig(),
+    )
+    codes: list[str] = []
+    failed = [o for o in result.request_outcomes if not o.passed]
+    if any(o.rule == "contact_cap" for o in failed):
+        codes.append("contact_cap")
+    codes.extend(code for o in failed for code in o.codes)
+    return PipelineOutcome(result, ranked, tuple(dict.fromkeys(codes)))
+
+
+def bundles(
+    outcome: PipelineOutcome,
+    candidates: Sequence[Candidate],
+    parts: Mapping[str, OfferParts],
+    catalogue: Mapping[str, CatalogueProduct],
+    *,
+    personalised: bool,
+) -> list[dict[str, Any]]:
+    """The response's bundles, best first."""
+    by_id = {c.product_id: c for c in candidates}
+    verdicts = {v.product.product_id: v for v in outcome.policies.verdicts}
+    out = []
+    for offer in outcome.arbitration.ranked:
+        candidate = by_id[offer.product_id]
+        product = catalogue[offer.product_id]
+        part = parts[offer.product_id]
+        explanation = explain(candidate.reason_codes, candidate.sources, personalised=personalised)
+        right = part.right if part.right is not None and verdicts[offer.product_id].offer_right else None
+        out.append(
+            {
+                "product": {
+                    "id": product.product_id,
+                    "name": product.name,
+                    "type": product.product_type,
+                    "risk_rating": product.risk_rating,
+                },
+                "content": None if part.content is None else dict(part.content),
+                "right": None if right is None else {"id": right["id"], "type": right["type"]},
+                "score": offer.priority,
+                "reason_codes": list(candidate.reason_codes) or [explanation.code],
+                "explanation": {"zh": explanation.zh, "en": explanation.en},
+            }
+        )
+    return out
+
+
+def without_offers(outcome: PipelineOutcome) -> PipelineOutcome:
+    """The outcome with its ranking emptied (the contact slot was refused)."""
+    return replace(outcome, arbitration=ArbitrationResult(ranked=(), dropped=outcome.arbitration.dropped))
+
+
+# -- what the audit record keeps for a replay ------------------------------------------------------
+
+
+def context_to_json(context: CustomerContext) -> dict[str, Any]:
+    """The policy-relevant customer context (facts, consents, opt-out, contact history, cool-downs)."""
+    return {
+        "facts": context.facts.model_dump(mode="json"),
+        "consents": dict(context.consents),
+        "personalised_opt_out": context.personalised_opt_out,
+        "contacts": [[c.channel, c.at.isoformat()] for c in context.contact.contacts],
+        "cooldowns": {pid: until.isoformat() for pid, until in context.contact.cooldowns.items()},
+    }
+
+
+def context_from_json(data: Mapping[str, Any]) -> CustomerContext:
+    return CustomerContext(
+        facts=CustomerFacts.model_validate(data["facts"]),
+        consents=MappingProxyType(dict(data["consents"])),
+        personalised_opt_out=bool(data["personalised_opt_out"]),
+        contact=ContactState(
+            contacts=tuple(ContactRecord(ch, datetime.fromisoformat(at)) for ch, at in data["contacts"]),
+            cooldowns={pid: datetime.fromisoformat(u) for pid, u in data["cooldowns"].items()},
+        ),
+    )
+
+
+def _dt(value: datetime | None) -> str | None:
+    return None if value is None else value.isoformat()
+
+
+def _parse_dt(value: str | None) -> datetime | None:
+    return None if value is None else datetime.fromisoformat(value)
+
+
+def catalogue_to_json(catalogue: Mapping[str, CatalogueProduct]) -> list[dict[str, Any]]:
+    """Every field of every product, sorted by id (the stored snapshot)."""
+    return [
+        {
+            "product_id": p.product_id,
+            "name": p.name,
+            "name_en": p.name_en,
+            "product_type": p.product_type,
+            "risk_rating": p.risk_rating,
+            "eligibility": p.eligibility.model_dump(mode="json"),
+            "channels": sorted(p.channels),
+            "sale_start": _dt(p.sale_start),
+            "sale_end": _dt(p.sale_end),
+            "quota": p.quota,
+            "sold": p.sold,
+            "margin_rate": p.margin_rate,
+            "value": p.value,
+            "attributes": dict(p.attributes),
+        }
+        for p in sorted(catalogue.values(), key=lambda p: p.product_id)
+    ]
+
+
+def catalogue_from_json(rows: Sequence[Mapping[str, Any]]) -> dict[str, CatalogueProduct]:
+    return {
+        row["product_id"]: CatalogueProduct(
+            product_id=row["product_id"],
+            name=row["name"],
+            name_en=row["name_en"],
+            product_type=row["product_type"],
+            risk_rating=row["risk_rating"],
+            eligibility=EligibilityRules.model_validate(row["eligibility"]),
+            channels=frozenset(row["channels"]),
+            sale_start=_parse_dt(row["sale_start"]),
+            sale_end=_parse_dt(row["sale_end"]),
+            quota=row["quota"],
+            sold=row["sold"],
+            margin_rate=row["margin_rate"],
+            value=row["value"],
+            attributes=MappingProxyType(dict(row["attributes"])),
+        )
+        for row in rows
+    }
+
+
+def snapshot_hash(rows: Sequence[Mapping[str, Any]]) -> str:
+    """Content hash of a catalogue snapshot (stable key ordering)."""
+    return hashlib.sha256(orjson.dumps(list(rows), option=orjson.OPT_SORT_KEYS)).hexdigest()[:32]
+
+
+__all__ = [
+    "OfferParts",
+    "PipelineOutcome",
+    "bundles",
+    "catalogue_from_json",
+    "catalogue_to_json",
+    "context_from_json",
+    "context_to_json",
+    "policy_input",
+    "rank",
+    "snapshot_hash",
+    "without_offers",
+]

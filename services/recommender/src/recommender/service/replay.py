@@ -1,0 +1,233 @@
+"""Replay: re-run a recorded decision with its recorded inputs and model version, report differences.
+
+A decision's audit record holds what the pure pipeline (:mod:`recommender.service.pipeline`) used:
+the customer context (facts, consents, opt-out, contact history, cool-downs), the candidate signals
+(segments, feature tokens, moment), the catalogue snapshot (by hash), each candidate's content and
+right as the hubs said, the contact policy, the arbitration configuration, the served model version
+and whether the contact slot was granted. The replay
+
+1. loads the recorded model version from the registry (whatever is approved now) and the snapshot,
+2. regenerates the candidates and compares them (ids, scores, sources, reason codes),
+3. re-runs every policy and arbitration on the recorded inputs and compares the verdicts, the
+   request-wide reason codes and the bundles (content by id and version: content-hub archives every
+   version, so the text is not copied into every record).
+
+Any difference is reported field by field; an identical replay reports none.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from qianmian_core.db import Database
+from sqlalchemy import select
+
+from recommender.ml.registry import ModelRegistry, RegistryError
+from recommender.models import Decision
+from recommender.repository.audit import AUDIT_SCHEMA_VERSION, AuditRecord, AuditRepository
+from recommender.repository.snapshots import SnapshotRepository
+from recommender.service.arbitration import ArbitrationConfig
+from recommender.service.candidates import CandidateGenerator, CustomerSignals, popularity_for
+from recommender.service.holder import ModelHolder
+from recommender.service.pipeline import (
+    OfferParts,
+    bundles,
+    catalogue_from_json,
+    context_from_json,
+    rank,
+    without_offers,
+)
+from recommender.service.policies import ContactPolicy, DecisionRequest, Mode
+
+
+@dataclass(frozen=True, slots=True)
+class ReplayResult:
+    decision_id: str
+    differences: tuple[str, ...] = ()
+
+    @property
+    def identical(self) -> bool:
+        return not self.differences
+
+
+@dataclass(slots=True)
+class ReplaySummary:
+    replayed: int = 0
+    identical: int = 0
+    results: list[ReplayResult] = field(default_factory=list)
+
+    @property
+    def differing(self) -> list[ReplayResult]:
+        return [r for r in self.results if not r.identical]
+
+
+def _without_fields(items: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    out = []
+    for item in items:
+        bundle = dict(item)
+        if bundle.get("content") is not None:
+            bundle["content"] = {k: v for k, v in bundle["content"].items() if k != "fields"}
+        out.append(bundle)
+    return out
+
+
+def _diff(what: str, recorded: Any, replayed: Any, into: list[str]) -> None:
+    if recorded != replayed:
+        into.append(f"{what}: recorded {recorded!r} != replayed {replayed!r}")
+
+
+class ReplayService:
+    """Replays recorded decisions (one database, one model registry)."""
+
+    def __init__(self, database: Database, registry: ModelRegistry) -> None:
+        self.database = database
+        self.registry = registry
+        self._holders: dict[str, ModelHolder] = {}
+        self._snapshots: dict[str, list[dict[str, Any]]] = {}
+
+    def _holder(self, version: str) -> ModelHolder:
+        holder = self._holders.get(version)
+        if holder is None:
+            holder = ModelHolder(self.registry, self.registry.manifest(version).product_ids)
+            holder.reload(version)
+            self._holders[version] = holder
+        return holder
+
+    def _snapshot(self, key: str) -> list[dict[str, Any]] | None:
+        if key not in self._snapshots:
+            with self.database.session() as session:
+                rows = SnapshotRepository(session).get(key)
+            if rows is None:
+                return None
+            self._snapshots[key] = rows
+        return self._snapshots[key]
+
+    def replay(self, record: AuditRecord) -> ReplayResult:
+        """Re-run one recorded decision; the differences, empty when it is reproduced exactly."""
+        diffs: list[str] = []
+        if record.schema_version != AUDIT_SCHEMA_VERSION:
+            return ReplayResult(record.decision_id, (f"unknown audit schema {record.schema_version}",))
+        inputs = record.features
+        if "catalogue_snapshot" not in inputs:
+            return ReplayResult(record.decision_id, ("record predates replayable inputs",))
+        rows = self._snapshot(inputs["catalogue_snapshot"])
+        if rows is None:
+            return ReplayResult(
+                record.decision_id, (f"catalogue snapshot {inputs['catalogue_snapshot']} missing",)
+            )
+        catalogue = catalogue_from_json(rows)
+        version = inputs["served_model_version"]
+        holder: ModelHolder | None = None
+        if version is not None:
+            try:
+                holder = self._holder(version)
+            except (RegistryError, OSError) as exc:
+                return ReplayResult(record.decision_id, (f"model {version} cannot be loaded: {exc}",))
+        mode = Mode(record.mode)
+        generation_mode = Mode.PERSONALISED if inputs["cf_skipped"] == "model_error" else mode
+        signals = inputs["signals"]
+        generator = CandidateGenerator(holder, popularity_for(holder.current if holder else None, catalogue))
+        candidate_set = generator.generate(
+            CustomerSignals(
+                customer_id=record.customer_id,
+                segments=frozenset(signals["segments"]),
+                tokens=tuple(signals["tokens"]),
+                moment=signals["moment"],
+            ),
+            catalogue,
+            mode=generation_mode,
+            at=record.created_at,
+        )
+        recorded_candidates = record.candidates
+        _diff(
+            "candidates",
+            [(c["product_id"], c["score"], c["sources"], c["reason_codes"]) for c in recorded_candidates],
+            [
+                (c.product_id, c.score, list(c.sources), list(c.reason_codes))
+                for c in candidate_set.candidates
+            ],
+            diffs,
+        )
+        if diffs:  # the policy inputs are keyed by the recorded candidates: stop here
+            return ReplayResult(record.decision_id, tuple(diffs))
+        parts = {c["product_id"]: OfferParts.from_json(c["inputs"]) for c in recorded_candidates}
+        degraded = record.response.get("degraded_reasons", [])
+        request = record.request
+        outcome = rank(
+            request=DecisionRequest(channel=record.channel, placement=record.placement, at=record.created_at),
+            limit=int(request["limit"]),
+            context=context_from_json(inputs["context"]),
+            mode=mode,
+            degraded=bool(degraded),
+            candidates=candidate_set.candidates,
+            parts=parts,
+            catalogue=catalogue,
+            contact_policy=ContactPolicy.model_validate(inputs["contact_policy"]),
+            arbitration=ArbitrationConfig.model_validate(inputs["arbitration_config"]),
+        )
+        for candidate, verdict in zip(recorded_candidates, outcome.policies.verdicts, strict=True):
+            replayed = verdict.as_json()
+            for key, value in replayed.items():
+                _diff(f"{candidate['product_id']}.{key}", candidate.get(key), value, diffs)
+        reservation = inputs.get("contact_reservation")
+        personalised = mode is not Mode.NON_PERSONALISED
+        if reservation is not None and not reservation["granted"]:
+            outcome = without_offers(outcome)
+            codes = list(dict.fromkeys(["contact_cap", *reservation["blocked_by"]]))
+        else:
+            codes = list(outcome.reason_codes)
+        _diff("reason_codes", record.response["reason_codes"], codes, diffs)
+        _diff(
+            "ranking",
+            record.response.get("ranking"),
+            [o.as_json() for o in outcome.arbitration.ranked],
+            diffs,
+        )
+        replayed_bundles = bundles(
+            outcome, candidate_set.candidates, parts, catalogue, personalised=personalised
+        )
+        _diff(
+            "bundles",
+            _without_fields(record.response["bundles"]),
+            _without_fields(replayed_bundles),
+            diffs,
+        )
+        _diff(
+            "model_version",
+            record.model_version,
+            candidate_set.model_version if personalised else None,
+            diffs,
+        )
+        return ReplayResult(record.decision_id, tuple(diffs))
+
+    def records(
+        self, decision_ids: Sequence[str] = (), *, last: int | None = None, since: datetime | None = None
+    ) -> list[AuditRecord]:
+        """The named decisions, or the ``last`` ones (newest first), optionally since a time."""
+        with self.database.session() as session:
+            repository = AuditRepository(session)
+            if decision_ids:
+                found = [repository.get(d) for d in decision_ids]
+                return [r for r in found if r is not None]
+            stmt = select(Decision.decision_id).order_by(Decision.created_at.desc())
+            if since is not None:
+                stmt = stmt.where(Decision.created_at >= since)
+            if last is not None:
+                stmt = stmt.limit(last)
+            ids = list(session.scalars(stmt))
+            return [r for r in (repository.get(d) for d in ids) if r is not None]
+
+    def replay_many(self, records: Iterable[AuditRecord]) -> ReplaySummary:
+        summary = ReplaySummary()
+        for record in records:
+            result = self.replay(record)
+            summary.replayed += 1
+            summary.identical += result.identical
+            summary.results.append(result)
+        return summary
+
+
+__all__ = ["ReplayResult", "ReplayService", "ReplaySummary"]
