@@ -16,6 +16,7 @@ import rights_hub
 from rights_hub.api import ROUTERS
 from rights_hub.database import open_database
 from rights_hub.service import CatalogueService, LedgerService
+from rights_hub.service.budget_metrics import bind as bind_budget_metrics
 from rights_hub.settings import RightsHubSettings
 
 DESCRIPTION = (
@@ -34,6 +35,7 @@ def create_app(settings: RightsHubSettings | None = None) -> FastAPI:
     except ValueError as exc:
         raise SystemExit(f"rights-hub: {exc}") from None
     database = open_database(settings.database_url)
+    bind_budget_metrics(database)  # qianmian_rights_budget_remaining_ratio, read at scrape time
     catalogue = CatalogueService(database)
     ledger = LedgerService(
         database,
