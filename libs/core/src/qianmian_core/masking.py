@@ -35,8 +35,15 @@ def mask_mobile(value: str) -> str:
     return _MOBILE_RE.sub(lambda m: f"{m.group(1)}****{m.group(2)}", value)
 
 
+# Every pattern above needs at least 11 digits, at most one separator apart: text without such a run
+# cannot hold an identifier and skips the three substitutions.
+_ANY_RE = re.compile(r"\d(?:[ -]?\d){10}")
+
+
 def mask_text(value: str) -> str:
     """Mask every identifier in free text; ID numbers first, since they contain digit runs."""
+    if _ANY_RE.search(value) is None:
+        return value
     return mask_mobile(mask_card_number(mask_id_number(value)))
 
 
