@@ -18,7 +18,7 @@ from profile_service.service.seeding import seed
 from profile_service.settings import ProfileSettings
 from qianmian_core.db import Database
 from qianmian_core.logging import configure_logging
-from qianmian_core.testing import assert_error, auth_headers
+from qianmian_core.testing import SQLITE_AND_POSTGRES, assert_error, auth_headers, empty_database_url
 from qianmian_rules import MOMENT_TYPES, SEGMENTS
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
@@ -193,6 +193,18 @@ def seeded(database: Database, bank_dir: Path) -> Database:
     with database.session() as session:
         seed(session, bank_dir)
     return database
+
+
+@pytest.fixture(params=SQLITE_AND_POSTGRES)
+def seeded_any(request: pytest.FixtureRequest, tmp_path: Path, bank_dir: Path) -> Iterator[Database]:
+    """The seeded fixture bank on SQLite and on PostgreSQL (skips or fails as qianmian_core.testing says)."""
+    with empty_database_url(request.param, tmp_path, "profile_seeded") as url:
+        db = Database(url)
+        Base.metadata.create_all(db.engine)
+        with db.session() as session:
+            seed(session, bank_dir)
+        yield db
+        db.dispose()
 
 
 @pytest.fixture

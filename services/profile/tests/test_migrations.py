@@ -19,6 +19,7 @@ TABLES = {
     "events",
     "contact_history",
     "feature_outbox",
+    "customer_changes",
 }
 
 

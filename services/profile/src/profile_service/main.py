@@ -12,7 +12,7 @@ from qianmian_core.db import Database
 from qianmian_core.health import ReadinessCheck
 
 from profile_service import __version__
-from profile_service.api import consents, contacts, customers, events, risk
+from profile_service.api import changes, consents, contacts, customers, events, risk
 from profile_service.feast_pusher import FeastPusher
 from profile_service.service.activity import FeaturePusher, NullPusher
 from profile_service.settings import ProfileSettings
@@ -37,7 +37,14 @@ def create_app(settings: ProfileSettings | None = None, *, pusher: FeaturePusher
         version=__version__,
         description="Customer 360 (masked), moments, consent, risk assessment, contact history, value.",
         tokens=TokenRegistry.from_file(settings.auth_tokens_file),
-        routers=[customers.router, events.router, consents.router, risk.router, contacts.router],
+        routers=[
+            customers.router,
+            events.router,
+            consents.router,
+            risk.router,
+            contacts.router,
+            changes.router,
+        ],
         readiness_checks=[ReadinessCheck("database", database.ping)],
         on_shutdown=database.dispose,
         state={"db": database, "settings": settings, "pusher": pusher or default_pusher(settings)},

@@ -12,6 +12,7 @@ from typing import Any, ClassVar
 from qianmian_core.db import UTCDateTime
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     Float,
     ForeignKey,
@@ -186,3 +187,25 @@ class FeatureOutbox(Base):
     created_at: Mapped[datetime]
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+
+#: 64-bit on PostgreSQL (the feed must not run out); SQLite's rowid is 64-bit already, and only a
+#: column declared exactly ``INTEGER PRIMARY KEY`` aliases it.
+_SEQ = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class CustomerChange(Base):
+    """The change feed: one row per committed change of a customer's facts, consent or activity.
+
+    Written in the transaction of the change it announces, so a rolled-back change leaves no row.
+    ``seq`` only grows (SQLite's AUTOINCREMENT never reuses a value, even after deletes). No foreign
+    key: it is a log of what happened, read by ``GET /v1/changes``.
+    """
+
+    __tablename__ = "customer_changes"
+    __table_args__ = {"sqlite_autoincrement": True}  # noqa: RUF012 - read once by the declarative mapper
+
+    seq: Mapped[int] = mapped_column(_SEQ, primary_key=True, autoincrement=True)
+    customer_id: Mapped[str] = mapped_column(String(CUSTOMER_ID_LENGTH))
+    kind: Mapped[str] = mapped_column(String(16))
+    at: Mapped[datetime]

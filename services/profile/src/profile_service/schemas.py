@@ -6,10 +6,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, model_validator
-from qianmian_rules import MOMENT_TYPES, MomentType
+from qianmian_rules import MOMENT_TYPES, SEGMENTS, CustomerFacts, MomentType
 
 CUSTOMER_ID_PATTERN = r"^C\d{9}$"
 CustomerId = Annotated[str, StringConstraints(pattern=CUSTOMER_ID_PATTERN)]
+#: A segment code of ``qianmian_rules.SEGMENTS`` (for query parameters).
+SEGMENT_PATTERN = "^(" + "|".join(SEGMENTS) + ")$"
 Token = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.:\-]{1,64}$")]
 
 #: Clock skew tolerated for timestamps "now" on the caller's side.
@@ -22,6 +24,10 @@ AMOUNT_REQUIRED: frozenset[str] = frozenset({"salary_credited", "large_inbound_t
 MarketingChannel = Literal["app", "mini_program", "push", "sms", "remote_agent", "online_rm"]
 MARKETING_CHANNELS: tuple[str, ...] = MarketingChannel.__args__  # type: ignore[attr-defined]
 PERSONALISED = "personalised"
+
+#: What a change-feed row announces (service/changes.py says which write produces which).
+ChangeKind = Literal["consent", "risk", "holdings", "moment", "contact", "profile"]
+CHANGE_KINDS: tuple[str, ...] = ChangeKind.__args__  # type: ignore[attr-defined]
 
 ContactAction = Literal["impression", "click", "dismiss", "accept", "convert"]
 AttributeValue = str | int | float | bool | None
@@ -268,3 +274,41 @@ class CustomerProfile(BaseModel):
     contacts_30d: int
     pii: MaskedPii | None
     updated_at: datetime
+
+
+# --- change feed and bulk facts ---------------------------------------------------------------
+
+
+class ChangeOut(BaseModel):
+    """One change of a customer: re-read their facts, consent or activity."""
+
+    seq: int = Field(description="Position in the feed; grows with every change")
+    customer_id: str
+    kind: ChangeKind
+    at: datetime = Field(description="When the change was written (UTC)")
+
+
+class ChangeFeed(BaseModel):
+    """A page of the change feed, in ``seq`` order."""
+
+    changes: list[ChangeOut]
+    next_after: int = Field(
+        description="``after`` for the next page: the last seq here, or ``after`` if none"
+    )
+    head: int = Field(description="The highest seq committed, 0 when the feed is empty")
+
+
+class CustomerFactsItem(BaseModel):
+    """One customer's eligibility facts and consent, exactly as the single-customer endpoints give them."""
+
+    customer_id: str
+    facts: CustomerFacts
+    consents: dict[str, bool] = Field(description="Marketing consent per channel (``channels`` of /consents)")
+    personalised: bool = Field(description="False = personalised recommendation refused (PIPL art. 24)")
+
+
+class CustomerFactsPage(BaseModel):
+    """A page of customers in ``customer_id`` order."""
+
+    customers: list[CustomerFactsItem]
+    next_after: str | None = Field(description="``after`` for the next page; null on the last page")

@@ -25,3 +25,10 @@ class ProfileSettings(ServiceSettings):
     )
     outbox_batch_size: int = Field(default=500, ge=1, le=100_000, description="Feature pushes per flush")
     recent_moments: int = Field(default=20, ge=1, le=500, description="Moments shown in the 360 view")
+    changes_settle_seconds: float = Field(
+        default=2.0,
+        ge=0,
+        le=60,
+        description="GET /v1/changes holds back rows after a gap in seq until the row after the gap is "
+        "this old (PostgreSQL can commit sequence numbers out of order; see service/changes.py)",
+    )

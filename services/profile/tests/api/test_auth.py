@@ -17,6 +17,8 @@ ENDPOINTS: list[tuple[str, str, dict[str, Any] | None, str]] = [
     ("GET", f"/v1/customers/{C}/consents/history", None, "readonly-analyst"),
     ("GET", f"/v1/customers/{C}/risk-assessment", None, "readonly-analyst"),
     ("GET", f"/v1/customers/{C}/contacts", None, "readonly-analyst"),
+    ("GET", "/v1/customers/facts", None, "readonly-analyst"),
+    ("GET", "/v1/changes", None, "profile-ingest"),
     ("POST", "/v1/events", {}, "app-gateway"),
     ("PUT", f"/v1/customers/{C}/consents", {}, "recommender"),
     ("PUT", f"/v1/customers/{C}/risk-assessment", {}, "recommender"),
@@ -54,6 +56,8 @@ def test_openapi_has_stable_operation_ids(client: TestClient) -> None:
         "get_risk_assessment",
         "record_contact",
         "list_contacts",
+        "list_customer_facts",
+        "list_customer_changes",
     } <= ids
 
 

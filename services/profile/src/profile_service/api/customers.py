@@ -1,10 +1,10 @@
-"""Customer 360 and eligibility facts."""
+"""Customer 360, eligibility facts, and the facts of many customers page by page."""
 
 from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Query
 from qianmian_core.auth import Principal, require_scope
 from qianmian_core.errors import ERROR_RESPONSES
 from qianmian_core.responses import json_response
@@ -12,13 +12,43 @@ from qianmian_rules import CustomerFacts
 from starlette.responses import Response
 
 from profile_service.api.deps import CustomerIdPath, DbSession, Settings
-from profile_service.schemas import CustomerProfile
+from profile_service.schemas import (
+    CUSTOMER_ID_PATTERN,
+    SEGMENT_PATTERN,
+    CustomerFactsPage,
+    CustomerProfile,
+)
 from profile_service.service import profiles
 from profile_service.service.clock import utcnow
 
 router = APIRouter(prefix="/v1/customers", tags=["customers"])
 
 ProfileReader = Annotated[Principal, Depends(require_scope("profile:read"))]
+
+
+# Declared before ``/{customer_id}``: Starlette tries routes in order, and "facts" would otherwise
+# be taken for a (malformed) customer id and answered 422.
+@router.get(
+    "/facts",
+    operation_id="list_customer_facts",
+    summary="Eligibility facts and consent of many customers, page by page (outbound campaign lists)",
+    response_model=CustomerFactsPage,
+    responses=ERROR_RESPONSES,
+)
+def list_customer_facts(
+    _principal: ProfileReader,
+    session: DbSession,
+    segment: Annotated[
+        str | None, Query(pattern=SEGMENT_PATTERN, description="Only customers in this segment")
+    ] = None,
+    after: Annotated[
+        str | None, Query(pattern=CUSTOMER_ID_PATTERN, description="Customers with a greater id (cursor)")
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=5000)] = 1000,
+) -> Response:
+    """Customers in id order, each with exactly what ``/eligibility-facts`` and ``/consents`` answer
+    for them; pass ``next_after`` as ``after`` until it is null."""
+    return json_response(profiles.facts_page(session, after, limit, segment))
 
 
 @router.get(

@@ -14,6 +14,7 @@ from profile_service.models import (
     ConsentChange,
     ContactHistory,
     Customer,
+    CustomerChange,
     CustomerPii,
     Event,
     FeatureOutbox,
@@ -23,6 +24,7 @@ from profile_service.models import (
 
 #: Children first, so that deleting respects foreign keys.
 _ALL_TABLES: tuple[type[Base], ...] = (
+    CustomerChange,
     FeatureOutbox,
     ContactHistory,
     Event,
@@ -38,7 +40,7 @@ CHUNK = 20_000
 
 
 def clear(session: Session) -> None:
-    """Delete every row of the profile schema."""
+    """Delete every row of the profile schema, the change feed included (its ``seq`` keeps growing)."""
     for model in _ALL_TABLES:
         session.execute(delete(model))
 

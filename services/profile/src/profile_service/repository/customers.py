@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, Row, String, and_, cast, func, select
 from sqlalchemy.orm import Session
 
 from profile_service.models import (
@@ -102,3 +102,82 @@ def consent_history(session: Session, customer_id: str, limit: int) -> Sequence[
         .limit(limit)
     )
     return session.scalars(stmt).all()
+
+
+# --- pages of customers (bulk facts): one query per table for a whole page, never one per customer.
+# A page is the customers in (after, last] of a segment (or all): the child queries select them by
+# that id range, an index range scan with no list of ids to send. Table columns rather than mapped
+# attributes: a plain Core select skips the ORM's per-row loading, which would otherwise cost more
+# than the queries themselves on a 100k-customer scan. Child rows (about 12 per customer) are
+# streamed, not collected in a list: the caller folds them into per-customer values at once.
+
+
+def _in_segment(segment: str) -> ColumnElement[bool]:
+    # ``segments`` is a JSON array of codes: the quoted code is an element, on SQLite and PostgreSQL.
+    return cast(Customer.__table__.c.segments, String).contains(f'"{segment}"', autoescape=True)
+
+
+def _in_page(
+    customer_id: ColumnElement[str], after: str | None, last: str, segment: str | None
+) -> ColumnElement[bool]:
+    condition = customer_id <= last
+    if after is not None:
+        condition = and_(condition, customer_id > after)
+    if segment is not None:
+        c = Customer.__table__.c
+        members = select(c.customer_id).where(
+            _in_page(c.customer_id, after, last, None), _in_segment(segment)
+        )
+        condition = and_(condition, customer_id.in_(members))
+    return condition
+
+
+def facts_page(
+    session: Session, after: str | None, limit: int, segment: str | None
+) -> Sequence[Row[str, int, float, str, list[str], str]]:
+    """(customer_id, age, aum, region, segments, lifecycle_stage) of up to ``limit`` customers with
+    ``customer_id > after``, in ``customer_id`` order, optionally only those in ``segment``."""
+    c = Customer.__table__.c
+    stmt = select(c.customer_id, c.age, c.aum, c.region, c.segments, c.lifecycle_stage)
+    if after is not None:
+        stmt = stmt.where(c.customer_id > after)
+    if segment is not None:
+        stmt = stmt.where(_in_segment(segment))
+    return session.execute(stmt.order_by(c.customer_id).limit(limit)).all()
+
+
+def holdings_of_page(
+    session: Session, after: str | None, last: str, segment: str | None
+) -> Iterable[Row[str, str, str]]:
+    """(customer_id, product_id, product_type) of the holdings of the page's customers (those in
+    (after, last] and ``segment``), per customer in the order of :func:`holdings` (largest first)."""
+    h = Holding.__table__.c
+    stmt = (
+        select(h.customer_id, h.product_id, h.product_type)
+        .where(_in_page(h.customer_id, after, last, segment))
+        .order_by(h.customer_id, h.amount.desc(), h.product_id)
+    )
+    return session.execute(stmt)
+
+
+def risks_of_page(
+    session: Session, after: str | None, last: str, segment: str | None
+) -> Iterable[Row[str, int, datetime]]:
+    """(customer_id, level, expires_at) of the page's customers' assessments, per customer oldest
+    recorded first: the last one of a customer is :func:`current_risk`."""
+    r = RiskAssessment.__table__.c
+    stmt = (
+        select(r.customer_id, r.level, r.expires_at)
+        .where(_in_page(r.customer_id, after, last, segment))
+        .order_by(r.customer_id, r.recorded_at, r.id)
+    )
+    return session.execute(stmt)
+
+
+def consents_of_page(
+    session: Session, after: str | None, last: str, segment: str | None
+) -> Iterable[Row[str, str, bool]]:
+    """(customer_id, channel, granted) of the page's customers' consent rows."""
+    c = Consent.__table__.c
+    stmt = select(c.customer_id, c.channel, c.granted).where(_in_page(c.customer_id, after, last, segment))
+    return session.execute(stmt)

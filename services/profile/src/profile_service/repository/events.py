@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
+from qianmian_core.db import insert_ignoring_conflicts
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
@@ -20,6 +21,19 @@ def add(session: Session, event: Event) -> None:
     """Store a new event (flushed, so a duplicate id fails here)."""
     session.add(event)
     session.flush()
+
+
+def add_if_new(session: Session, event: Event) -> bool:
+    """Insert the event unless its id is taken; True when this call inserted it.
+
+    ``INSERT … ON CONFLICT DO NOTHING`` rather than a savepoint: on SQLite a savepoint opened before
+    the transaction's first write starts the transaction itself, and releasing it commits the
+    insert on its own (pysqlite's legacy transaction handling), outside the caller's transaction.
+    On PostgreSQL a concurrent insert of the same id makes this one wait for its outcome.
+    """
+    values = {column.key: getattr(event, column.key) for column in Event.__table__.columns}
+    stmt = insert_ignoring_conflicts(session, Event, values, index_elements=["event_id"])
+    return session.execute(stmt.returning(Event.event_id)).first() is not None
 
 
 def since(session: Session, customer_id: str, start: datetime) -> Sequence[Event]:

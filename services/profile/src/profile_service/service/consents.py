@@ -8,7 +8,7 @@ from sqlalchemy.orm import Session
 from profile_service.models import ConsentChange
 from profile_service.repository import customers as customer_repo
 from profile_service.schemas import ConsentChangeOut, ConsentHistory, ConsentState, ConsentUpdate
-from profile_service.service import profiles
+from profile_service.service import changes, profiles
 from profile_service.service.clock import utcnow
 
 log = get_logger(__name__)
@@ -38,6 +38,8 @@ def update(session: Session, customer_id: str, change: ConsentUpdate, actor: str
         )
     session.flush()
     state = profiles.consent_state(session, customer_id)
+    # Also when no value changed: every channel given gets a new ``updated_at``.
+    changes.record(session, customer_id, "consent")
     session.commit()
     log.info("consent_changed", customer_id=customer_id, actor=actor, changes=changed)
     return state

@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 from profile_service.models import ContactHistory
 from profile_service.repository import events as event_repo
 from profile_service.schemas import ContactIn, ContactList, ContactOut
-from profile_service.service import feature_sync, profiles
+from profile_service.service import changes, feature_sync, profiles
 from profile_service.service.activity import FeaturePusher
 from profile_service.service.clock import utcnow
 
@@ -39,6 +39,7 @@ def record(
     event_repo.add_contact(session, row)
     feature_sync.enqueue_activity(session, customer_id, utcnow())
     out = _out(row)
+    changes.record(session, customer_id, "contact")
     feature_sync.commit_and_push(session, pusher, batch_size)
     log.info("contact_recorded", customer_id=customer_id, channel=row.channel, action=out.action)
     return out

@@ -9,13 +9,12 @@ import orjson
 from qianmian_core.errors import ConflictError
 from qianmian_core.logging import get_logger
 from qianmian_core.masking import mask_value
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from profile_service.models import Event
 from profile_service.repository import events as event_repo
 from profile_service.schemas import EventIn, EventIngested, EventList
-from profile_service.service import feature_sync, profiles
+from profile_service.service import changes, feature_sync, profiles
 from profile_service.service.activity import FeaturePusher
 from profile_service.service.clock import utcnow
 
@@ -78,17 +77,15 @@ def ingest(session: Session, event: EventIn, pusher: FeaturePusher, batch_size: 
         body_hash=digest,
         received_at=now,
     )
-    try:
-        with session.begin_nested():
-            event_repo.add(session, stored)
-    except IntegrityError:
+    if not event_repo.add_if_new(session, stored):
         # A concurrent request stored the same id between our read and our insert.
         existing = event_repo.get(session, event.event_id)
-        if existing is None:
-            raise
+        if existing is None:  # pragma: no cover - the conflicting row is committed by now
+            raise ConflictError("event id is being ingested", code="event_id_conflict")
         return _replay(session, existing, digest)
     profiles.recompute(session, customer, now)
     feature_sync.enqueue_activity(session, customer.customer_id, now)
+    changes.record(session, customer.customer_id, "moment")
     feature_sync.commit_and_push(session, pusher, batch_size)
     log.info(
         "event_ingested",

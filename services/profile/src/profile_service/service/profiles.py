@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
 
 from qianmian_core.errors import NotFoundError
@@ -15,6 +17,8 @@ from profile_service.schemas import (
     MARKETING_CHANNELS,
     PERSONALISED,
     ConsentState,
+    CustomerFactsItem,
+    CustomerFactsPage,
     CustomerProfile,
     CustomerValueOut,
     EventOut,
@@ -87,15 +91,24 @@ def risk_out(row: RiskAssessment | None, now: datetime) -> RiskAssessmentOut | N
     )
 
 
+def consent_flags(recorded: Mapping[str, bool]) -> tuple[dict[str, bool], bool]:
+    """(consent per marketing channel, personalised) from the recorded rows' ``channel -> granted``.
+
+    A channel never recorded counts as refused (opt-in); personalisation is on unless refused
+    (PIPL art. 24 gives a right to opt out).
+    """
+    channels = {channel: recorded.get(channel, False) for channel in MARKETING_CHANNELS}
+    return channels, recorded.get(PERSONALISED, True)
+
+
 def consent_state(session: Session, customer_id: str) -> ConsentState:
-    """Current consent; a channel never recorded counts as refused (opt-in)."""
+    """Current consent (rules in :func:`consent_flags`)."""
     rows = customer_repo.consents(session, customer_id)
-    recorded = {row.channel: row.granted for row in rows}
+    channels, personalised = consent_flags({row.channel: row.granted for row in rows})
     return ConsentState(
         customer_id=customer_id,
-        channels={channel: recorded.get(channel, False) for channel in MARKETING_CHANNELS},
-        # Personalisation is on unless refused: PIPL art. 24 gives a right to opt out.
-        personalised=recorded.get(PERSONALISED, True),
+        channels=channels,
+        personalised=personalised,
         updated_at=max((row.updated_at for row in rows), default=None),
     )
 
@@ -154,19 +167,87 @@ def profile(session: Session, customer_id: str, now: datetime, recent_moments: i
     )
 
 
+def customer_facts(
+    *,
+    age: int,
+    aum: float,
+    region: str,
+    segments: Iterable[str],
+    lifecycle_stage: str,
+    held: Iterable[tuple[str, str]],
+    risk: tuple[int, datetime] | None,
+) -> CustomerFacts:
+    """The facts from a customer's attributes, ``(product_id, product_type)`` of their holdings
+    (largest first, as the repository lists them) and ``(level, expires_at)`` of their current risk
+    assessment. The one place both the single and the bulk answer are built."""
+    holdings = list(held)
+    return CustomerFacts(
+        age=age,
+        aum=aum,
+        region=region,
+        segments=frozenset(segments),
+        lifecycle_stage=lifecycle_stage,
+        held_product_ids=frozenset(product_id for product_id, _ in holdings),
+        held_product_types=frozenset(product_type for _, product_type in holdings),
+        risk_level=risk[0] if risk else None,
+        risk_expires_at=risk[1] if risk else None,
+    )
+
+
 def eligibility_facts(session: Session, customer_id: str) -> CustomerFacts:
     """What the eligibility and suitability rules need (the contract product-hub relies on)."""
     customer = require_customer(session, customer_id)
     held = customer_repo.holdings(session, customer_id)
     risk = customer_repo.current_risk(session, customer_id)
-    return CustomerFacts(
+    return customer_facts(
         age=customer.age,
         aum=customer.aum,
         region=customer.region,
-        segments=frozenset(customer.segments),
+        segments=customer.segments,
         lifecycle_stage=customer.lifecycle_stage,
-        held_product_ids=frozenset(h.product_id for h in held),
-        held_product_types=frozenset(h.product_type for h in held),
-        risk_level=risk.level if risk else None,
-        risk_expires_at=risk.expires_at if risk else None,
+        held=[(h.product_id, h.product_type) for h in held],
+        risk=(risk.level, risk.expires_at) if risk else None,
     )
+
+
+def facts_page(session: Session, after: str | None, limit: int, segment: str | None) -> CustomerFactsPage:
+    """Facts and consent of up to ``limit`` customers after ``after`` (in id order), optionally of
+    one segment, each exactly as ``eligibility_facts`` and ``consent_state`` give them.
+
+    Four queries per page whatever its size (customers, then holdings, risk and consent of the
+    customers in the page's id range); no query per customer.
+    """
+    rows = customer_repo.facts_page(session, after, limit + 1, segment)
+    last_page = len(rows) <= limit
+    rows = rows[:limit]
+    if not rows:
+        return CustomerFactsPage(customers=[], next_after=None)
+    last = rows[-1].customer_id  # the page is the customers in (after, last] of the segment
+    held: defaultdict[str, list[tuple[str, str]]] = defaultdict(list)
+    for cid, product_id, product_type in customer_repo.holdings_of_page(session, after, last, segment):
+        held[cid].append((product_id, product_type))
+    risks: dict[str, tuple[int, datetime]] = {}
+    for cid, level, expires_at in customer_repo.risks_of_page(session, after, last, segment):
+        risks[cid] = (level, expires_at)  # oldest recorded first: the last one is current
+    recorded: defaultdict[str, dict[str, bool]] = defaultdict(dict)
+    for cid, channel, granted in customer_repo.consents_of_page(session, after, last, segment):
+        recorded[cid][channel] = granted
+    items: list[CustomerFactsItem] = []
+    for cid, age, aum, region, segments, stage in rows:
+        channels, personalised = consent_flags(recorded[cid])
+        facts = customer_facts(
+            age=age,
+            aum=aum,
+            region=region,
+            segments=segments,
+            lifecycle_stage=stage,
+            held=held[cid],
+            risk=risks.get(cid),
+        )
+        # Built from validated parts (facts is a validated CustomerFacts): no second validation pass.
+        items.append(
+            CustomerFactsItem.model_construct(
+                customer_id=cid, facts=facts, consents=channels, personalised=personalised
+            )
+        )
+    return CustomerFactsPage(customers=items, next_after=None if last_page else last)

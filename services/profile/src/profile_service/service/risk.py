@@ -8,7 +8,7 @@ from sqlalchemy.orm import Session
 from profile_service.models import RiskAssessment
 from profile_service.repository import customers as customer_repo
 from profile_service.schemas import RiskAssessmentIn, RiskAssessmentOut
-from profile_service.service import profiles
+from profile_service.service import changes, profiles
 from profile_service.service.clock import utcnow
 
 log = get_logger(__name__)
@@ -30,6 +30,7 @@ def record(session: Session, customer_id: str, assessment: RiskAssessmentIn, act
     customer_repo.add_risk(session, row)
     out = profiles.risk_out(row, now)
     assert out is not None
+    changes.record(session, customer_id, "risk")
     session.commit()
     log.info("risk_assessed", customer_id=customer_id, level=row.level, valid=out.valid, actor=actor)
     return out

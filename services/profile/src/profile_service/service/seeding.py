@@ -6,6 +6,10 @@ then derives tags and CLV by the same rules as event ingestion. The lifecycle st
 from the file (the bank's view at as-of, computed over the full history); ingestion recomputes
 it from then on. ``last_active_at`` is taken from the full 180 days of moments, so that the
 dormant and churned rules see more than the 30 days of moments kept.
+
+Seeding writes no ``customer_changes`` rows (one per customer would only say "everything"): it
+replaces the whole schema, change feed included, before any cache of profile's answers exists. A
+cache built before a re-seed is rebuilt from ``GET /v1/customers/facts``.
 """
 
 from __future__ import annotations
