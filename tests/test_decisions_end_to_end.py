@@ -242,6 +242,9 @@ def test_every_segment_and_channel_gets_compliant_explained_audited_bundles(rig:
                 assert content is not None, bundle["content"]
                 assert content["product_id"] == product_id
                 assert content["variants"].get(channel), (channel, content["variants"])
+                rendered = bundle["content"]["fields"]  # the channel variant, placeholders filled
+                assert set(rendered) == set(content["variants"][channel])
+                assert not any("{" in str(v) for v in rendered.values()), rendered
                 if bundle["right"] is not None:
                     assert bundle["right"]["id"] in affordable
                 assert bundle["reason_codes"], bundle

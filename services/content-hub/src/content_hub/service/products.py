@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from qianmian_bankgen.catalogue import by_id
+from qianmian_rules.placeholders import product_values
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,11 +39,5 @@ class CatalogueDirectory:
         product = by_id().get(product_id)
         if product is None:
             return None
-        values = {"product_name": product.name}
-        rate = product.attributes.get("rate", product.attributes.get("expected_yield"))
-        if isinstance(rate, int | float):
-            values["rate"] = f"{rate * 100:.2f}%"
-        term = product.attributes.get("term_days")
-        if isinstance(term, int):
-            values["term_days"] = str(term)
+        values = product_values(product.name, product.attributes)
         return ProductFacts(product.product_id, product.name, product.risk_rating, values)

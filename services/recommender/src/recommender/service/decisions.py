@@ -36,6 +36,7 @@ from qianmian_core.db import Database
 from qianmian_core.errors import DependencyUnavailableError, NotFoundError
 from qianmian_core.logging import get_logger
 from qianmian_rules import MOMENT_TYPES, CustomerFacts
+from qianmian_rules.placeholders import customer_values, fill, product_values
 from sqlalchemy.exc import SQLAlchemyError
 
 from recommender.ml.data import serving_feature_tokens
@@ -128,6 +129,24 @@ def _store_down(exc: Exception) -> AuditStoreUnavailableError:
     # The contact history lives with the audit log: without it no decision can be made or audited.
     log.error("decision_store_failed", error_type=type(exc).__name__)
     return AuditStoreUnavailableError("the decision store is unavailable")
+
+
+def render_variant(
+    content: ContentEntry,
+    product: CatalogueProduct,
+    segments: frozenset[str] | None,
+    lifecycle: str | None,
+) -> dict[str, Any]:
+    """The channel variant with its placeholders filled as content-hub's render fills them.
+
+    Only a salutation and segment name (neutral without ``segments``: non-personalised and fallback
+    answers say nothing about the customer) and the product's own facts; never personal data.
+    """
+    values = {
+        **customer_values(segments, lifecycle, content.segments),
+        **product_values(product.name, product.attributes),
+    }
+    return {k: fill(v, values)[0] if isinstance(v, str) else v for k, v in content.variant.items()}
 
 
 def profile_values(features: FeatureSnapshot) -> dict[str, Any]:
@@ -377,7 +396,7 @@ class DecisionService:
                     "id": content.content_id,
                     "version": content.version,
                     "channel": content.channel,
-                    "fields": dict(content.variant),
+                    "fields": render_variant(content, catalogue[candidate.product_id], segments, lifecycle),
                 },
                 right=None if right is None else {"id": right.right_id, "type": right.right_type},
             )
