@@ -49,6 +49,7 @@ format: install ## apply ruff's formatting and safe fixes
 bench: install ## benchmarks; results go to bench/results/
 	$(RUN) python bench/bankgen_bench.py
 	$(RUN) python bench/train_bench.py --threads 2
+	$(RUN) python bench/decisions_bench.py
 
 eval: install ## offline evaluation report (reports/)
 	$(RUN) recommender eval --customers 100000 --seed 7 --out reports
