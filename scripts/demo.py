@@ -30,6 +30,7 @@ PRODUCT_HUB = "http://127.0.0.1:8001"
 CONTENT_HUB = "http://127.0.0.1:8002"
 RIGHTS_HUB = "http://127.0.0.1:8003"
 PROFILE = "http://127.0.0.1:8004"
+RECOMMENDER = "http://127.0.0.1:8000"
 #: (console script, base URL, database file) of every service the demo runs, in start order.
 SERVICES = (
     ("profile-service", PROFILE, "profile.db"),
@@ -66,6 +67,7 @@ def environment(data_dir: Path) -> dict[str, str]:
             "RECOMMENDER_REGISTRY_DIR": str(var / "models"),
             "RECOMMENDER_LOG_LEVEL": os.environ.get("RECOMMENDER_LOG_LEVEL", "WARNING"),
             "RIGHTS_HUB_DATABASE_URL": f"sqlite:///{var / 'rights-hub.db'}",
+            "RECOMMENDER_DATABASE_URL": f"sqlite:///{var / 'recommender.db'}",
             "PRODUCT_HUB_PROFILE_URL": PROFILE,
             "CONTENT_HUB_PROFILE_URL": PROFILE,
             # Keep the demo's output to the answers; the services log JSON at INFO by default.
@@ -269,6 +271,147 @@ def show_content(customer_id: str, eligible: list[dict[str, Any]]) -> None:
     print("  no approved content for any of this customer's eligible products")
 
 
+def start_recommender(env: dict[str, str]) -> subprocess.Popen[bytes]:
+    """Migrate the recommender's SQLite database and serve it (the audit log, contact history)."""
+    step("starting the recommender :8000 (Feast online features, the LightFM model, the four services)")
+    database = Path(env["RECOMMENDER_DATABASE_URL"].removeprefix("sqlite:///"))
+    for stale in (
+        database,
+        database.with_name(database.name + "-wal"),
+        database.with_name(database.name + "-shm"),
+    ):
+        stale.unlink(missing_ok=True)  # a fresh audit log and contact history: earlier runs' caps are gone
+    run([str(BIN / "recommender"), "migrate"], env)
+    proc = subprocess.Popen([str(BIN / "recommender"), "serve"], env=env, cwd=ROOT)
+    deadline = time.monotonic() + 120
+    while True:
+        try:
+            if httpx.get(f"{RECOMMENDER}/readyz", timeout=1).status_code == 200:
+                break
+        except httpx.TransportError:
+            pass
+        if time.monotonic() > deadline or proc.poll() is not None:
+            stop([proc])
+            raise SystemExit("the recommender did not become ready")
+        time.sleep(0.2)
+    print("    recommender ready", flush=True)
+    return proc
+
+
+def decision_customers(data_dir: Path) -> list[tuple[str, str, str]]:
+    """Five customers of different segments, each with consent for the channel they are asked in."""
+    customers = pd.read_parquet(data_dir / "customers.parquet").sort_values("customer_id")
+    personal = customers[~customers["personalised_opt_out"]]
+    wanted = (
+        ("wealth", "app", "wealth customer in the app"),
+        ("payroll", "mini_program", "payroll customer in the mini-program"),
+        ("mortgage", "app", "mortgage customer in the app"),
+        ("credit_card", "mini_program", "credit-card customer in the mini-program"),
+        ("social_security", "remote_agent", "social-security customer on a remote-banking agent's screen"),
+    )
+    chosen: list[tuple[str, str, str]] = []
+    for segment, channel, label in wanted:
+        frame = personal[personal[f"seg_{segment}"] & personal[f"consent_{channel}"]]
+        frame = frame[~frame["customer_id"].isin([c for c, _, _ in chosen])]
+        if len(frame):
+            chosen.append((str(frame.iloc[0]["customer_id"]), channel, label))
+    return chosen
+
+
+def decide(customer_id: str, channel: str, placement: str = "home_banner") -> dict[str, Any]:
+    resp = httpx.post(
+        f"{RECOMMENDER}/v1/decisions",
+        json={"customer_id": customer_id, "channel": channel, "placement": placement, "limit": 3},
+        headers={"Authorization": f"Bearer {token('app-gateway')}"},
+        timeout=10,
+    )
+    resp.raise_for_status()
+    body: dict[str, Any] = resp.json()
+    return body
+
+
+def print_decision(body: dict[str, Any]) -> None:
+    print(
+        f"  decision {body['decision_id']}: mode {body['mode']}, model {body['model_version']}"
+        + (f", degraded {body['degraded_reasons']}" if body["degraded_reasons"] else "")
+    )
+    if not body["bundles"]:
+        print(f"    no bundle: {', '.join(body['reason_codes']) or 'nothing eligible'}")
+    for n, bundle in enumerate(body["bundles"], 1):
+        product = bundle["product"]
+        risk = f"R{product['risk_rating']}" if product["risk_rating"] else "--"
+        content = bundle["content"]
+        right = bundle["right"]
+        print(f"    {n}. {product['id']:<14} {risk:<3} {product['type']:<18} {product['name']}")
+        print(f"       priority {bundle['score']:.4g}  reasons {', '.join(bundle['reason_codes'])}")
+        print(f"       {bundle['explanation']['zh']}")
+        print(f"       {bundle['explanation']['en']}")
+        if content is not None:
+            text = content["fields"].get("title") or content["fields"].get("script") or ""
+            print(
+                f"       content {content['id']} v{content['version']} ({content['channel']}): "
+                f"{str(text)[:60]}"
+            )
+        print(f"       right {right['id']} ({right['type']})" if right else "       right: none")
+
+
+def show_decisions(customers: list[tuple[str, str, str]]) -> None:
+    for customer_id, channel, label in customers:
+        step(f"{customer_id}: {label} (POST /v1/decisions, channel {channel})")
+        print_decision(decide(customer_id, channel))
+
+
+def show_dismiss(customer_id: str, channel: str) -> None:
+    """Dismiss the top bundle; the next decision leaves that product out for the 7-day cool-down."""
+    first = decide(customer_id, channel)
+    if not first["bundles"]:
+        return
+    product_id = first["bundles"][0]["product"]["id"]
+    step(f"{customer_id}: the customer dismisses {product_id} (POST /v1/feedback event=dismiss)")
+    resp = httpx.post(
+        f"{RECOMMENDER}/v1/feedback",
+        json={"decision_id": first["decision_id"], "product_id": product_id, "event": "dismiss"},
+        headers={
+            "Authorization": f"Bearer {token('app-gateway')}",
+            "Idempotency-Key": f"demo-dismiss-{first['decision_id']}",
+        },
+        timeout=10,
+    )
+    resp.raise_for_status()
+    print(f"  cool-down until {resp.json().get('cooldown_until')}")
+    after = decide(customer_id, channel)
+    print_decision(after)
+    ids = [b["product"]["id"] for b in after["bundles"]]
+    audit = httpx.get(
+        f"{RECOMMENDER}/v1/decisions/{after['decision_id']}",
+        headers={"Authorization": f"Bearer {token('console-alice')}"},
+        timeout=10,
+    ).json()
+    blocked = next(
+        (
+            [code for o in c["outcomes"] if not o["passed"] for code in o["codes"]]
+            for c in audit["candidates"]
+            if c["product_id"] == product_id
+        ),
+        None,
+    )
+    print(f"  {product_id} offered again: {product_id in ids}; rules that removed it (audit): {blocked}")
+
+
+def show_opt_out(customer_id: str, channel: str) -> None:
+    """The customer switches personalised recommendation off in profile; the next answer is generic."""
+    step(f"{customer_id}: the customer opts out of personalised recommendation (PUT profile consents)")
+    resp = httpx.put(
+        f"{PROFILE}/v1/customers/{customer_id}/consents",
+        json={"personalised": False, "reason": "customer asked in the app"},
+        headers={"Authorization": f"Bearer {token('console-alice')}"},
+        timeout=10,
+    )
+    resp.raise_for_status()
+    time.sleep(2.0)  # the recommender follows profile's change feed, polled every second
+    print_decision(decide(customer_id, channel))
+
+
 def segments_of(data_dir: Path, customer_id: str) -> list[str]:
     customers = pd.read_parquet(data_dir / "customers.parquet", columns=["customer_id", "segments"])
     row = customers[customers["customer_id"] == customer_id].iloc[0]
@@ -314,6 +457,12 @@ def main() -> int:
                 if n == 0:
                     show_content(customer_id, eligible)
                     show_rights(customer_id, segments_of(data_dir, customer_id))
+            procs.append(start_recommender(env))
+            chosen = decision_customers(data_dir)
+            show_decisions(chosen)
+            if len(chosen) >= 3:
+                show_dismiss(*chosen[0][:2])
+                show_opt_out(*chosen[2][:2])  # a customer with contact slots left today
     except KeyboardInterrupt:
         pass
     finally:

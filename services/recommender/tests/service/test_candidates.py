@@ -183,3 +183,13 @@ def test_moment_rule_table(moment: str, expected_types: set[str]) -> None:
 
 def test_every_rule_has_a_known_moment() -> None:
     assert {r.moment.value for r in MOMENT_RULES} == set(MOMENT_TYPES) - {"app_login"}
+
+
+def test_cf_scores_keep_their_order_when_every_raw_score_is_negative() -> None:
+    from recommender.service.candidates import CF_SCORE_FLOOR, _cf_scaled
+
+    scaled = dict(_cf_scaled([("A", -0.5), ("B", -2.0), ("C", -1.0), ("D", float("nan"))]))
+    assert scaled == pytest.approx(
+        {"A": 1.0, "B": CF_SCORE_FLOOR, "C": CF_SCORE_FLOOR + (1 - CF_SCORE_FLOOR) * 2 / 3}
+    )
+    assert dict(_cf_scaled([("A", 3.0), ("B", 3.0)])) == {"A": 1.0, "B": 1.0}

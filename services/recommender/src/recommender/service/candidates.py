@@ -4,7 +4,7 @@ Sources, each with a base score in [0, 1] (a product found by several keeps the 
 lists every source):
 
 - ``cf:<model_type>``: the served model's top-k for a warm customer (products already bought are
-  left out by the model), scaled by the best score of the list. A cold customer gets CF candidates
+  left out by the model), min-max scaled onto [0.05, 1] over the list. A cold customer gets CF candidates
   only when the served model is the LightFM hybrid (it scores from the customer's feature tokens).
 - ``moment:<moment>``: the table :data:`MOMENT_RULES` below, keyed by the request's moment.
 - ``popularity:segment``: purchase rates in the customer's segments (mean over segments), scaled
@@ -162,6 +162,19 @@ class CandidateSet:
 
 
 @dataclass(frozen=True, slots=True)
+class CfBatch:
+    """The CF top-k of many customers from one model call (batch mode: outbound lists).
+
+    ``loaded`` is the model snapshot that scored them: :meth:`CandidateGenerator.generate` uses a
+    customer's entry only while that snapshot is still the one served. One matrix product for the
+    whole batch can differ from one customer's own scoring in the last float32 bits.
+    """
+
+    loaded: LoadedModel | None
+    top: Mapping[str, Sequence[tuple[str, float]]]
+
+
+@dataclass(frozen=True, slots=True)
 class SegmentPopularity:
     """Purchase rate per segment and product (the fallback source), plus the segment-free rates."""
 
@@ -256,6 +269,27 @@ def _scaled(pairs: Sequence[tuple[str, float]]) -> list[tuple[str, float]]:
     return [(p, max(s, 0.0) / top) for p, s in finite]
 
 
+#: The lowest base score a CF candidate gets: the last of the model's top-k still counts.
+CF_SCORE_FLOOR: Final[float] = 0.05
+
+
+def _cf_scaled(pairs: Sequence[tuple[str, float]]) -> list[tuple[str, float]]:
+    """Model scores mapped onto [CF_SCORE_FLOOR, 1] by min-max over the top-k, order kept.
+
+    Raw scores are not probabilities and need not be positive (LightFM's usually are not): dividing
+    by the best would turn an all-negative list into zeros and leave the ranking to the product ids.
+    """
+    finite = [(p, s) for p, s in pairs if np.isfinite(s)]
+    if not finite:
+        return []
+    low = min(s for _, s in finite)
+    high = max(s for _, s in finite)
+    if high <= low:
+        return [(p, 1.0) for p, _ in finite]
+    span = high - low
+    return [(p, CF_SCORE_FLOOR + (1.0 - CF_SCORE_FLOOR) * (s - low) / span) for p, s in finite]
+
+
 def moment_candidates(
     moment: str | None, products: Mapping[str, CatalogueProduct], rules: Sequence[MomentRule] = MOMENT_RULES
 ) -> list[tuple[CatalogueProduct, MomentRule]]:
@@ -309,8 +343,12 @@ class CandidateGenerator:
         *,
         mode: Mode,
         at: datetime,
+        cf: CfBatch | None = None,
     ) -> CandidateSet:
-        """The candidates for ``mode``: non-personalised uses global popularity only; fallback skips CF."""
+        """The candidates for ``mode``: non-personalised uses global popularity only; fallback skips CF.
+
+        ``cf``: the customer's CF top-k from :meth:`cf_batch` (batch mode), instead of a model call.
+        """
         if mode is Mode.NON_PERSONALISED:
             return CandidateSet(non_personalised_candidates(catalogue, self.popularity.overall, at=at), None)
         products = _on_sale(catalogue, at)
@@ -318,7 +356,7 @@ class CandidateGenerator:
         version: str | None = None
         skipped: str | None = "fallback_mode" if mode is Mode.FALLBACK else None
         if mode is Mode.PERSONALISED:
-            version, skipped = self._cf(customer, products, merge)
+            version, skipped = self._cf(customer, products, merge, cf)
         for product, rule in moment_candidates(customer.moment, products, self.rules):
             merge.add(
                 product,
@@ -336,8 +374,41 @@ class CandidateGenerator:
             merge.add(products[pid], score * self.config.popularity_weight, "popularity:segment")
         return CandidateSet(merge.result(), version, skipped)
 
+    def cf_batch(self, customers: Sequence[CustomerSignals]) -> CfBatch:
+        """The CF top-k of many customers in one model call, for :meth:`generate` (batch mode).
+
+        Customers the served model cannot score (cold, unless it is the hybrid) are left out, as
+        ``generate`` leaves them out; if the batch call fails, every customer is left out and
+        ``generate`` scores (and fails) each one on its own.
+        """
+        loaded = self.holder.current if self.holder is not None else None
+        if loaded is None or not customers:
+            return CfBatch(loaded, {})
+        model = loaded.model
+        warm = model.customers.indices([c.customer_id for c in customers]) >= 0
+        cold_start = loaded.manifest.model_type == COLD_START_MODEL
+        chosen = [c for c, w in zip(customers, warm, strict=True) if w or cold_start]
+        if not chosen:
+            return CfBatch(loaded, {})
+        try:
+            tops = model.recommend(
+                [c.customer_id for c in chosen],
+                self.config.cf_top_k,
+                customer_tokens=[list(c.tokens) for c in chosen],  # used for the cold ones only
+            )
+        except Exception as exc:
+            log.error(
+                "cf_batch_scoring_failed", version=loaded.manifest.version, error_type=type(exc).__name__
+            )
+            return CfBatch(loaded, {})
+        return CfBatch(loaded, {c.customer_id: top for c, top in zip(chosen, tops, strict=True)})
+
     def _cf(
-        self, customer: CustomerSignals, products: Mapping[str, CatalogueProduct], merge: _Merge
+        self,
+        customer: CustomerSignals,
+        products: Mapping[str, CatalogueProduct],
+        merge: _Merge,
+        cf: CfBatch | None = None,
     ) -> tuple[str | None, str | None]:
         loaded = self.holder.current if self.holder is not None else None
         if loaded is None:
@@ -347,17 +418,19 @@ class CandidateGenerator:
         warm = bool(model.customers.indices([customer.customer_id])[0] >= 0)
         if not warm and loaded.manifest.model_type != COLD_START_MODEL:
             return version, "cold_customer"
+        top = cf.top.get(customer.customer_id) if cf is not None and cf.loaded is loaded else None
         try:
-            (top,) = model.recommend(
-                [customer.customer_id],
-                self.config.cf_top_k,
-                customer_tokens=None if warm else [list(customer.tokens)],
-            )
+            if top is None:
+                (top,) = model.recommend(
+                    [customer.customer_id],
+                    self.config.cf_top_k,
+                    customer_tokens=None if warm else [list(customer.tokens)],
+                )
         except Exception as exc:  # a broken model must not fail the decision: popularity serves
             log.error("cf_scoring_failed", version=version, error_type=type(exc).__name__)
             return version, "model_error"
         source = f"cf:{loaded.manifest.model_type}"
-        for pid, score in _scaled([(p, s) for p, s in top if p in products]):
+        for pid, score in _cf_scaled([(p, s) for p, s in top if p in products]):
             merge.add(products[pid], score, source, reason="cf_similar_customers")
         return version, None
 
