@@ -6,7 +6,6 @@ from typing import Any
 
 from qianmian_core.errors import ERROR_RESPONSES as CORE_ERROR_RESPONSES
 from qianmian_core.errors import (
-    BadRequestError,
     ConflictError,
     ErrorResponse,
     ForbiddenError,
@@ -91,12 +90,6 @@ class NotAuthorError(ForbiddenError):
     """Only the author of a draft may edit it."""
 
     code = "not_author"
-
-
-class IdempotencyKeyRequiredError(BadRequestError):
-    """Every ledger operation needs an Idempotency-Key header."""
-
-    code = "idempotency_key_required"
 
 
 class IdempotencyKeyReusedError(UnprocessableError):

@@ -5,22 +5,21 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Header, Request
+from fastapi import APIRouter, Depends, Request
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from qianmian_core.auth import Principal, require_scope
 from qianmian_core.errors import ERROR_RESPONSES, ErrorResponse
+from qianmian_core.idempotency import idempotency_key_dependency
 from starlette.responses import Response
 
 from recommender.service.feedback import (
     FeedbackInput,
     FeedbackService,
-    IdempotencyKeyRequiredError,
 )
 
 router = APIRouter(prefix="/v1/feedback", tags=["feedback"])
 
 #: The Idempotency-Key grammar, the same as rights-hub's.
-IDEMPOTENCY_KEY_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$"
 #: The largest ``value`` accepted (fen): 10^15 fen, far beyond any single conversion.
 MAX_VALUE = 10**15
 
@@ -118,22 +117,9 @@ def get_feedback(request: Request) -> FeedbackService:
     return service
 
 
-def idempotency_key(
-    key: Annotated[
-        str | None,
-        Header(
-            alias="Idempotency-Key",
-            pattern=IDEMPOTENCY_KEY_PATTERN,
-            description="Unique per event reported (a UUID); retries reuse it and get the same answer",
-        ),
-    ] = None,
-) -> str:
-    """The request's Idempotency-Key; 400 idempotency_key_required if missing."""
-    if key is None:
-        raise IdempotencyKeyRequiredError(
-            "feedback needs an Idempotency-Key header, reused unchanged on every retry"
-        )
-    return key
+idempotency_key = idempotency_key_dependency(
+    "feedback events", "Unique per event reported (a UUID); retries reuse it and get the same answer"
+)
 
 
 Feedback = Annotated[FeedbackService, Depends(get_feedback)]

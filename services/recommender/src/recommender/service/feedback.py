@@ -51,7 +51,6 @@ from typing import Any, Final
 import orjson
 from qianmian_core.db import Database
 from qianmian_core.errors import (
-    BadRequestError,
     DependencyUnavailableError,
     NotFoundError,
     UnprocessableError,
@@ -77,12 +76,6 @@ MAX_SKEW: Final = timedelta(minutes=5)
 #: How old a reported event may be.
 MAX_AGE: Final = timedelta(days=30)
 CREATED: Final = 201
-
-
-class IdempotencyKeyRequiredError(BadRequestError):
-    """The request has no Idempotency-Key header."""
-
-    code = "idempotency_key_required"
 
 
 class IdempotencyKeyReusedError(UnprocessableError):
@@ -428,7 +421,6 @@ __all__ = [
     "FeedbackService",
     "FeedbackStoreUnavailableError",
     "FeedbackTimeError",
-    "IdempotencyKeyRequiredError",
     "IdempotencyKeyReusedError",
     "PendingGrant",
     "ProductNotInDecisionError",

@@ -4,13 +4,11 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, Header, Request
+from fastapi import Depends, Request
 from qianmian_core.auth import Principal, require_scope
+from qianmian_core.idempotency import idempotency_key_dependency
 
-from rights_hub.errors import IdempotencyKeyRequiredError
 from rights_hub.service import CatalogueService, LedgerService
-
-IDEMPOTENCY_KEY_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$"
 
 
 def get_catalogue(request: Request) -> CatalogueService:
@@ -25,22 +23,9 @@ def get_ledger(request: Request) -> LedgerService:
     return service
 
 
-def idempotency_key(
-    key: Annotated[
-        str | None,
-        Header(
-            alias="Idempotency-Key",
-            pattern=IDEMPOTENCY_KEY_PATTERN,
-            description="Unique per intended operation (a UUID); retries reuse it and get the same answer",
-        ),
-    ] = None,
-) -> str:
-    """The request's Idempotency-Key; 400 idempotency_key_required if missing."""
-    if key is None:
-        raise IdempotencyKeyRequiredError(
-            "ledger operations need an Idempotency-Key header, reused unchanged on every retry"
-        )
-    return key
+idempotency_key = idempotency_key_dependency(
+    "ledger operations", "Unique per intended operation (a UUID); retries reuse it and get the same answer"
+)
 
 
 Catalogue = Annotated[CatalogueService, Depends(get_catalogue)]
