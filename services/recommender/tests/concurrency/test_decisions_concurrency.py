@@ -154,13 +154,18 @@ def test_fifty_concurrent_decisions_in_one_channel_pass_the_daily_cap_exactly_th
         {"customer_id": CUSTOMER, "channel": "app", "placement": "home_banner", "client_request_id": f"r{i}"}
         for i in range(N)
     ]
-    with serving(_app(database_url, tmp_path)) as base_url:
+    app = _app(database_url, tmp_path)
+    with serving(app) as base_url:
         started = time.perf_counter()
         answers = _fire(base_url, bodies)
         elapsed = time.perf_counter() - started
         # Durable before answered: checked while the server (and its audit writer) still runs.
         _check_durable(database_url, [dict(a, channel="app") for a in answers])
-    print(f"\n{database_url.split(':')[0]}: {N} concurrent decisions in {elapsed:.2f}s")
+    stats = app.state.decisions.audit.stats
+    print(
+        f"\n{database_url.split(':')[0]}: {N} concurrent decisions in {elapsed:.2f}s, "
+        f"audited in {stats.batches} group commits (largest {stats.largest_batch})"
+    )
     with_bundles = [a for a in answers if a["bundles"]]
     assert len(with_bundles) == 3
     for answer in answers:

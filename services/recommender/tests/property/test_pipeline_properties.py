@@ -319,8 +319,10 @@ def products(draw: st.DrawFn, t0: datetime) -> list[ProductWire]:
 
 def _audience(draw: st.DrawFn, customer: frozenset[str], vocabulary: tuple[str, ...]) -> list[str]:
     """An audience list that includes one of the customer's values half the time."""
-    pool = sorted(customer) if customer and draw(st.booleans()) else list(vocabulary)
-    return sorted(draw(st.sets(st.sampled_from(pool), min_size=1, max_size=2)))
+    own: bool = draw(st.booleans())
+    pool = sorted(customer) if customer and own else list(vocabulary)
+    chosen: set[str] = draw(st.sets(st.sampled_from(pool), min_size=1, max_size=2))
+    return sorted(chosen)
 
 
 #: Kinds of rights: servable, or not for one reason each.
@@ -488,7 +490,7 @@ def scenarios(draw: st.DrawFn) -> Scenario:
     )
     right_list = draw(rights(t0, facts.segments, facts.lifecycle_stage))
     content_list = draw(content(t0, product_ids, [r.right_id for r in right_list], facts.segments))
-    consents = {
+    consents: dict[str, bool] = {
         c: answer
         for c in CHANNELS
         if (answer := draw(st.sampled_from([True, True, True, True, True, False, None]))) is not None
@@ -508,7 +510,7 @@ def scenarios(draw: st.DrawFn) -> Scenario:
     # daily cap, some weeks busy enough to fill the weekly cap across channels.
     hour, day = 60, 24 * 60
     ago = [5, hour, 6 * hour, 23 * hour, 26 * hour, *(n * day for n in (2, 3, 4, 5, 6, 8, 29))]
-    history = [
+    history: list[tuple[str, int]] = [
         (draw(st.sampled_from(request_channels + list(CHANNELS))), draw(st.sampled_from(ago)))
         for _ in range(draw(st.sampled_from([0, 2, 1, 6, 14, 20])))
     ]
@@ -630,7 +632,7 @@ def _quiet(channel: str, at: datetime) -> bool:
 
 def _full_caps(contacts: list[tuple[str, datetime]], channel: str, at: datetime) -> set[str]:
     """The caps of ``channel`` already full at ``at``, counted from the history kept here."""
-    limits = {
+    limits: dict[str, tuple[timedelta, int, set[str]]] = {
         "cap_daily_channel": (timedelta(days=1), POLICY.daily_per_channel, {channel}),
         "cap_weekly_all": (timedelta(days=7), POLICY.weekly_all_channels, set(CHANNELS)),
         "cap_weekly_push": (timedelta(days=7), POLICY.weekly_push, {"push"}),

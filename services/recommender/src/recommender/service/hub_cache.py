@@ -549,8 +549,8 @@ class HubCache:
     ) -> tuple[RightEntry, ...]:
         """Rights affordable at the last refresh, in window at ``at``, open to the customer.
 
-        Empty when the rights list is unavailable. ``segments=None`` (non-personalised): only rights
-        open to everyone.
+        Empty when the rights list is unavailable. ``segments=None`` and ``lifecycle_stage=None``
+        (non-personalised): only rights limited to no segment and no lifecycle stage.
         """
         rights = self._fresh(self._rights)
         if rights is None:
@@ -561,7 +561,7 @@ class HubCache:
             for r in rights
             if _in_window(r.valid_from, r.valid_until, at)
             and r.remaining_count > 0
-            and (r.open_to(segments, lifecycle_stage) if segments is not None else not r.segments)
+            and r.open_to(segments, lifecycle_stage)  # None, None: only rights open to everyone
         )
 
     def candidate_product(
