@@ -726,10 +726,9 @@ def _check(
                 assert right.right_type == "rate_boost"
                 assert not exp.opted_out
             if exp.opted_out:
-                # Only rights open to every segment. (Rights limited to lifecycle stages are not
-                # checked here: HubCache.affordable_rights ignores lifecycle_stages when segments is
-                # None although its docstring promises "only rights open to everyone"; reported.)
+                # Only rights open to everyone: no segment and no lifecycle limit.
                 assert not right.segments
+                assert not right.lifecycle_stages
             else:
                 assert not right.segments or set(right.segments) & facts.segments
                 assert not right.lifecycle_stages or facts.lifecycle_stage in right.lifecycle_stages
