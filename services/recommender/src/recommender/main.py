@@ -32,6 +32,13 @@ from recommender.service.feedback import FeedbackService
 from recommender.service.grants import RightsGrantClient, RightsGranter
 from recommender.service.holder import ModelHolder
 from recommender.service.hub_cache import ContentHubClient, HubCache, ProductHubClient, RightsHubClient
+from recommender.service.outbound import OutboundService
+from recommender.service.outbound_sources import (
+    ContentRenderClient,
+    ContentRenderer,
+    CustomerFactsClient,
+    CustomerPages,
+)
 from recommender.service.profile import ProfileClient, ProfileSource
 from recommender.settings import RecommenderSettings
 
@@ -61,6 +68,8 @@ def create_app(
     features: FeatureReader | None = None,
     changes: ChangeSource | None = None,
     rights_grants: RightsGranter | None = None,
+    customer_pages: CustomerPages | None = None,
+    content_renderer: ContentRenderer | None = None,
 ) -> FastAPI:
     """Build the app; the model is loaded at start-up (``on_startup``), the hub cache and the audit
     writer start at start-up too (``async_startups``). Tests may pass their own hub cache, profile
@@ -137,6 +146,33 @@ def create_app(
     )
     # --- end of POST /v1/feedback ---
 
+    # --- /v1/outbound/lists: profile's customer pages and content-hub's rendering (tests pass both) ---
+    if customer_pages is None:
+        pages_client = CustomerFactsClient(
+            settings.profile_url,
+            settings.profile_token.get_secret_value() if settings.profile_token else "",
+            timeout_s=settings.outbound_profile_timeout_s,
+        )
+        cleanups.append(pages_client.aclose)
+        customer_pages = pages_client
+    if content_renderer is None:
+        render_client = ContentRenderClient(
+            settings.content_hub_url,
+            settings.hubs_token.get_secret_value() if settings.hubs_token else "",
+            timeout_s=settings.dependency_timeout_s * 10,
+        )
+        cleanups.append(render_client.aclose)
+        content_renderer = render_client
+    outbound = OutboundService(
+        decisions=decisions,
+        pages=customer_pages,
+        renderer=content_renderer,
+        outbound_dir=settings.outbound_dir,
+        page_size=settings.outbound_page_size,
+        batch_size=settings.outbound_batch_size,
+    )
+    # --- end of /v1/outbound/lists ---
+
     def model_ready() -> None:
         if settings.require_model:
             holder.require()
@@ -157,6 +193,7 @@ def create_app(
             "decisions": decisions,
             "hub_cache": hub_cache,
             "feedback": feedback,
+            "outbound": outbound,
         },
         async_startups=[hub_cache.start, audit_writer.start, context.start],
         async_cleanups=[context.stop, audit_writer.stop, hub_cache.stop, *cleanups],

@@ -13,6 +13,9 @@ cap. ``cooldowns`` holds the product a customer dismissed and until when it must
 ``feedback_events`` holds what ``POST /v1/feedback`` recorded (with the grant of a converted bundle's
 right); ``idempotency_keys`` the stored answer of each (client, Idempotency-Key), written in the same
 transaction as the effect.
+
+``outbound_lists`` holds each outbound list's request and outcome (``POST /v1/outbound/lists``); its
+rows are ordinary decisions.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from sqlalchemy import (
     JSON,
     BigInteger,
     CheckConstraint,
+    Float,
     Index,
     Integer,
     LargeBinary,
@@ -54,6 +58,9 @@ FEEDBACK_EVENTS: Final[tuple[str, ...]] = CONTACT_KINDS[1:]
 #: Where the grant of a converted bundle's right stands: done, refused by rights-hub (its error code is
 #: kept), or not known yet (rights-hub unreachable or answered neither; retried under the same key).
 GRANT_STATUSES: Final[tuple[str, ...]] = ("granted", "pending_retry", "refused")
+#: Channels an outbound list can be made for, and where a list stands (``POST /v1/outbound/lists``).
+OUTBOUND_CHANNELS: Final[tuple[str, ...]] = ("push", "sms", "remote_agent")
+OUTBOUND_STATUSES: Final[tuple[str, ...]] = ("building", "ready", "failed")
 
 
 class Base(DeclarativeBase):
@@ -211,3 +218,43 @@ class IdempotencyRecord(Base):
     response_body: Mapped[bytes] = mapped_column(LargeBinary())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class OutboundList(Base):
+    """An outbound list (push/SMS campaign or remote-banking call list): its request and outcome.
+
+    Each row of the list is a decision in ``decisions`` (with its contact slot in ``contact_events``);
+    the file itself lives under the ``outbound_dir`` setting, named by ``file_name``.
+    """
+
+    __tablename__ = "outbound_lists"
+    __table_args__ = (
+        CheckConstraint(in_list("channel", OUTBOUND_CHANNELS), name="channel"),
+        CheckConstraint(in_list("status", OUTBOUND_STATUSES), name="status"),
+        CheckConstraint(
+            "row_count >= 0 AND scanned >= 0 AND rights_cost_fen >= 0 AND rights_dropped >= 0",
+            name="counts_non_negative",
+        ),
+    )
+
+    list_id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    name: Mapped[str] = mapped_column(String(128))
+    channel: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+    created_by: Mapped[str] = mapped_column(String(64))
+    #: When the list is sent (push/SMS) or its calls start (remote_agent), after quiet hours.
+    scheduled_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    #: The validated request (scope, limits, budget, capacity) as JSON.
+    request: Mapped[dict[str, Any]] = mapped_column(JSON)
+    row_count: Mapped[int] = mapped_column(Integer())
+    scanned: Mapped[int] = mapped_column(Integer())
+    #: Customers left out, by reason code.
+    excluded: Mapped[dict[str, Any]] = mapped_column(JSON)
+    rights_cost_fen: Mapped[int] = mapped_column(BigInteger())
+    #: Rows that kept their product but lost its right to the budget.
+    rights_dropped: Mapped[int] = mapped_column(Integer())
+    file_name: Mapped[str | None] = mapped_column(String(128))
+    seconds: Mapped[float | None] = mapped_column(Float())
+    error_code: Mapped[str | None] = mapped_column(String(64))
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())

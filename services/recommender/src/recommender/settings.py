@@ -109,6 +109,18 @@ class RecommenderSettings(ServiceSettings):
         default=None,
         description="Bearer token for product-hub, content-hub and rights-hub (required in production)",
     )
+    outbound_dir: Path = Field(
+        default=Path("var/outbound"), description="Where outbound lists' CSV files are written"
+    )
+    outbound_page_size: int = Field(
+        default=2000, ge=1, le=5000, description="Customers per page of an outbound list's profile scan"
+    )
+    outbound_batch_size: int = Field(
+        default=500, ge=1, le=10_000, description="Rows per transaction (contact slots + audit records)"
+    )
+    outbound_profile_timeout_s: float = Field(
+        default=30.0, gt=0, le=300, description="Timeout of one page of profile's customer scan"
+    )
     peer_token_client: str = Field(
         default="recommender",
         description="Local/test only: the dev client whose token is used for profile and the hubs",

@@ -18,6 +18,7 @@ TABLES = {
     "catalogue_snapshots",
     "feedback_events",
     "idempotency_keys",
+    "outbound_lists",
 }
 
 

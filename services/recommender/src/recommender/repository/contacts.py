@@ -9,6 +9,10 @@ reservations of one customer, and under READ COMMITTED the count that follows th
 reservation committed before it; on SQLite the transaction began with ``BEGIN IMMEDIATE`` (see
 ``recommender.database``), which holds the database's write lock throughout. Reservations of
 different customers do not wait for each other on PostgreSQL.
+
+Outbound lists take many slots at once with :meth:`ContactRepository.reserve_many` (the same check
+under the same locks, for a batch of customers in one transaction) and read many customers' windows
+and cool-downs with :meth:`ContactRepository.contact_windows` (one query per page of customers).
 """
 
 from __future__ import annotations
@@ -18,8 +22,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol
 
-from qianmian_core.db import dialect_insert, insert_ignoring_conflicts
-from sqlalchemy import select
+from qianmian_core.db import UTCDateTime, dialect_insert, insert_ignoring_conflicts
+from sqlalchemy import bindparam, insert, literal, select, union_all, update
 from sqlalchemy.orm import Session
 
 from recommender.models import CONTACT_KINDS, ContactCounter, ContactEvent, Cooldown
@@ -50,6 +54,44 @@ class Reservation:
 
 def _applies(cap: CapLike, channel: str) -> bool:
     return cap.channels is None or channel in cap.channels
+
+
+def _full_windows(
+    history: Sequence[tuple[str, datetime]], caps: Sequence[CapLike], at: datetime
+) -> tuple[tuple[str, ...], dict[str, int]]:
+    """The codes of the full windows among ``caps`` (the ones that apply) at ``at``, and the counts.
+
+    The one check behind :meth:`ContactRepository.reserve` and :meth:`ContactRepository.reserve_many`.
+    """
+    counts: dict[str, int] = {}
+    blocked: list[str] = []
+    for cap in caps:
+        since = at - cap.window
+        # Later-stamped decisions (another pod's clock) count too: a cap must never be passed.
+        n = sum(1 for ch, when in history if when > since and _applies(cap, ch))
+        counts[cap.code] = max(n, counts.get(cap.code, 0))
+        if n >= cap.limit and cap.code not in blocked:
+            blocked.append(cap.code)
+    return tuple(blocked), counts
+
+
+@dataclass(frozen=True, slots=True)
+class SlotRequest:
+    """One contact slot asked for in a batch reservation (an outbound list's row)."""
+
+    customer_id: str
+    channel: str
+    at: datetime
+    decision_id: str
+    product_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ContactWindow:
+    """A customer's decisions (``(channel, at)``, oldest first) and running cool-downs."""
+
+    decisions: list[tuple[str, datetime]]
+    cooldowns: dict[str, datetime]
 
 
 class ContactRepository:
@@ -104,19 +146,12 @@ class ContactRepository:
         """
         counter = self._lock_customer(customer_id)
         applicable = [cap for cap in caps if _applies(cap, channel)]
-        counts: dict[str, int] = {}
-        blocked: list[str] = []
-        if applicable:
-            history = self.decision_times(customer_id, at - max(cap.window for cap in applicable))
-            for cap in applicable:
-                since = at - cap.window
-                # Later-stamped decisions (another pod's clock) count too: a cap must never be passed.
-                n = sum(1 for ch, when in history if when > since and _applies(cap, ch))
-                counts[cap.code] = max(n, counts.get(cap.code, 0))
-                if n >= cap.limit and cap.code not in blocked:
-                    blocked.append(cap.code)
+        history = (
+            self.decision_times(customer_id, at - max(cap.window for cap in applicable)) if applicable else []
+        )
+        blocked, counts = _full_windows(history, applicable, at)
         if blocked:
-            return Reservation(granted=False, blocked_by=tuple(blocked), counts=counts)
+            return Reservation(granted=False, blocked_by=blocked, counts=counts)
         self.session.add(
             ContactEvent(
                 customer_id=customer_id,
@@ -131,6 +166,105 @@ class ContactRepository:
         counter.last_contact_at = at
         self.session.flush()
         return Reservation(granted=True, blocked_by=(), counts=counts)
+
+    def reserve_many(self, slots: Sequence[SlotRequest], caps: Sequence[CapLike]) -> list[Reservation]:
+        """:meth:`reserve` for many slots in one transaction (outbound lists), one answer per slot.
+
+        The same check as ``reserve``, under the same locks: every customer's counter row is created
+        if missing and locked (in customer id order, so two batches cannot deadlock), the windows are
+        counted from one read of the customers' decisions, and each granted slot is recorded before
+        the next slot of the same customer is checked. Must run in a transaction that commits right
+        after, as ``reserve``.
+        """
+        if not slots:
+            return []
+        ids = sorted({slot.customer_id for slot in slots})
+        create = dialect_insert(self.session, ContactCounter).on_conflict_do_nothing(
+            index_elements=["customer_id"]
+        )
+        self.session.execute(
+            create, [{"customer_id": c, "contacts": 0, "last_contact_at": None} for c in ids]
+        )
+        self.session.execute(
+            select(ContactCounter.customer_id)
+            .where(ContactCounter.customer_id.in_(ids))
+            .order_by(ContactCounter.customer_id)
+            .with_for_update()
+        ).all()
+        histories: dict[str, list[tuple[str, datetime]]] = {}
+        if caps:
+            since = min(slot.at for slot in slots) - max(cap.window for cap in caps)
+            histories = {cid: w.decisions for cid, w in self.contact_windows(ids, since, None).items()}
+        events: list[dict[str, object]] = []
+        taken: dict[str, tuple[int, datetime]] = {}
+        out: list[Reservation] = []
+        for slot in slots:
+            applicable = [cap for cap in caps if _applies(cap, slot.channel)]
+            history = histories.setdefault(slot.customer_id, [])
+            blocked, counts = _full_windows(history, applicable, slot.at)
+            if blocked:
+                out.append(Reservation(granted=False, blocked_by=blocked, counts=counts))
+                continue
+            history.append((slot.channel, slot.at))
+            events.append(
+                {
+                    "customer_id": slot.customer_id,
+                    "channel": slot.channel,
+                    "product_id": slot.product_id,
+                    "decision_id": slot.decision_id,
+                    "kind": "decision",
+                    "at": slot.at,
+                }
+            )
+            taken[slot.customer_id] = (taken.get(slot.customer_id, (0, slot.at))[0] + 1, slot.at)
+            out.append(Reservation(granted=True, blocked_by=(), counts=counts))
+        if events:
+            self.session.execute(insert(ContactEvent), events)
+            self.session.connection().execute(
+                update(ContactCounter)
+                .where(ContactCounter.customer_id == bindparam("b_customer_id"))
+                .values(
+                    contacts=ContactCounter.contacts + bindparam("b_taken"),
+                    last_contact_at=bindparam("b_at", type_=UTCDateTime()),
+                ),
+                [{"b_customer_id": c, "b_taken": n, "b_at": at} for c, (n, at) in taken.items()],
+            )
+        return out
+
+    def contact_windows(
+        self, customer_ids: Sequence[str], since: datetime, at: datetime | None
+    ) -> dict[str, ContactWindow]:
+        """Many customers' decisions after ``since`` and cool-downs running at ``at`` (None: none read),
+        in one query: what :meth:`decision_times` and :meth:`active_cooldowns` give for one customer.
+
+        Every customer asked for is in the answer (empty when nothing is recorded).
+        """
+        out = {cid: ContactWindow([], {}) for cid in customer_ids}
+        if not customer_ids:
+            return out
+        ids = list(out)
+        query = select(
+            ContactEvent.customer_id,
+            literal("decision").label("part"),
+            ContactEvent.channel.label("key"),
+            ContactEvent.at.label("at"),
+        ).where(ContactEvent.customer_id.in_(ids), ContactEvent.kind == "decision", ContactEvent.at > since)
+        if at is not None:
+            cooldowns = select(
+                Cooldown.customer_id, literal("cooldown"), Cooldown.product_id, Cooldown.until
+            ).where(Cooldown.customer_id.in_(ids), Cooldown.until > at)
+            rows = self.session.execute(union_all(query, cooldowns)).all()
+        else:
+            rows = self.session.execute(query).all()
+        for customer_id, part, key, when in rows:
+            window = out[str(customer_id)]
+            if part == "decision":
+                window.decisions.append((str(key), when))
+            else:
+                window.cooldowns[str(key)] = when
+        for window in out.values():
+            window.decisions.sort(key=lambda d: d[1])
+        return out
 
     def record(
         self,
