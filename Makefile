@@ -50,6 +50,7 @@ bench: install ## benchmarks; results go to bench/results/
 	$(RUN) python bench/bankgen_bench.py
 	$(RUN) python bench/train_bench.py --threads 2
 	$(RUN) python bench/decisions_bench.py
+	$(RUN) python bench/outbound_bench.py
 
 eval: install ## offline evaluation report (reports/)
 	$(RUN) recommender eval --customers 100000 --seed 7 --out reports

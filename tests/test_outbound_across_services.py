@@ -43,7 +43,9 @@ from qianmian_features import FeastEnvironment, FeatureSettings, apply, material
 from qianmian_rules import CustomerFacts, check_eligibility, check_suitability
 from recommender.cli import main as recommender_cli
 from recommender.database import migrate as migrate_recommender
+from recommender.database import open_database
 from recommender.main import create_app as create_recommender
+from recommender.ml.registry import ModelRegistry
 from recommender.service.context import FeastFeatureReader
 from recommender.service.hub_cache import (
     ContentHubClient,
@@ -55,6 +57,7 @@ from recommender.service.hub_cache import (
 from recommender.service.outbound import CSV_COLUMNS
 from recommender.service.outbound_sources import ContentRenderClient, CustomerFactsClient
 from recommender.service.profile import ProfileClient
+from recommender.service.replay import ReplayService
 from recommender.settings import RecommenderSettings
 from rights_hub.cli import main as rights_hub_cli
 from rights_hub.main import create_app as create_rights_hub
@@ -75,6 +78,8 @@ class Rig:
     content: TestClient
     rights: TestClient
     outbound_dir: Path
+    database_url: str
+    registry_dir: Path
 
 
 @pytest.fixture(scope="module")
@@ -151,6 +156,8 @@ def rig(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Rig]:
             content=content,
             rights=TestClient(rights_app),
             outbound_dir=outbound_dir,
+            database_url=urls["rec"],
+            registry_dir=var / "models",
         )
 
 
@@ -317,6 +324,15 @@ def test_a_push_list_is_compliant_and_the_weekly_push_cap_limits_the_next_one(ri
     assert scores == sorted(scores, reverse=True)  # rows by priority
     for row in rows[:5]:
         _check_audit(rig, listing, row)
+    # Every row is a recorded decision that replays (batch-scored: numbers within 1e-5 relative).
+    database = open_database(rig.database_url)
+    try:
+        service = ReplayService(database, ModelRegistry(rig.registry_dir))
+        replayed = service.replay_many(service.records([r["decision_id"] for r in rows]))
+    finally:
+        database.dispose()
+    assert replayed.replayed == len(rows)
+    assert replayed.differing == [], replayed.differing[:2]
     again = rig.recommender.get(f"/v1/outbound/lists/{listing['list_id']}", headers=auth_headers(OPERATOR))
     assert again.status_code == 200
     assert again.json() == listing

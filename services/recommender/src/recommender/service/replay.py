@@ -12,15 +12,18 @@ and whether the contact slot was granted. The replay
    request-wide reason codes and the bundles (content by id and version: content-hub archives every
    version, so the text is not copied into every record).
 
-Any difference is reported field by field; an identical replay reports none.
+Any difference is reported field by field; an identical replay reports none. Outbound-list rows
+were scored in one batched model call per page, which can differ from one customer's scoring in the
+last float32 bits: their numbers are compared within a relative 1e-5, everything else exactly.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Final
 
 from qianmian_core.db import Database
 from sqlalchemy import select
@@ -74,8 +77,26 @@ def _without_fields(items: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
-def _diff(what: str, recorded: Any, replayed: Any, into: list[str]) -> None:
-    if recorded != replayed:
+#: Outbound-list rows were scored in one batched model call per page; a replay scores one customer,
+#: which can differ in the last float32 bits. Their numbers are compared within this relative bound.
+BATCH_SCORED_REL_TOL: Final[float] = 1e-5
+BATCH_SCORED_PLACEMENTS: Final[frozenset[str]] = frozenset({"outbound_list"})
+
+
+def _close(a: Any, b: Any, rel_tol: float) -> bool:
+    """Equal, except that floats may differ by ``rel_tol`` (recursively through lists and dicts)."""
+    if isinstance(a, float) and isinstance(b, float):
+        return math.isclose(a, b, rel_tol=rel_tol, abs_tol=1e-12)
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_close(a[k], b[k], rel_tol) for k in a)
+    if isinstance(a, list | tuple) and isinstance(b, list | tuple):
+        return len(a) == len(b) and all(_close(x, y, rel_tol) for x, y in zip(a, b, strict=True))
+    return bool(a == b)
+
+
+def _diff(what: str, recorded: Any, replayed: Any, into: list[str], rel_tol: float = 0.0) -> None:
+    same = recorded == replayed if rel_tol == 0.0 else _close(recorded, replayed, rel_tol)
+    if not same:
         into.append(f"{what}: recorded {recorded!r} != replayed {replayed!r}")
 
 
@@ -108,6 +129,7 @@ class ReplayService:
     def replay(self, record: AuditRecord) -> ReplayResult:
         """Re-run one recorded decision; the differences, empty when it is reproduced exactly."""
         diffs: list[str] = []
+        tol = BATCH_SCORED_REL_TOL if record.placement in BATCH_SCORED_PLACEMENTS else 0.0
         if record.schema_version != AUDIT_SCHEMA_VERSION:
             return ReplayResult(record.decision_id, (f"unknown audit schema {record.schema_version}",))
         inputs = record.features
@@ -150,6 +172,7 @@ class ReplayService:
                 for c in candidate_set.candidates
             ],
             diffs,
+            tol,
         )
         if diffs:  # the policy inputs are keyed by the recorded candidates: stop here
             return ReplayResult(record.decision_id, tuple(diffs))
@@ -185,6 +208,7 @@ class ReplayService:
             record.response.get("ranking"),
             [o.as_json() for o in outcome.arbitration.ranked],
             diffs,
+            tol,
         )
         replayed_bundles = bundles(
             outcome, candidate_set.candidates, parts, catalogue, personalised=personalised
@@ -194,6 +218,7 @@ class ReplayService:
             _without_fields(record.response["bundles"]),
             _without_fields(replayed_bundles),
             diffs,
+            tol,
         )
         _diff(
             "model_version",
