@@ -12,9 +12,8 @@ channel, its right against rights-hub's affordable list, and the channel against
 
 from __future__ import annotations
 
-import shutil
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from datetime import time as dtime
@@ -22,41 +21,16 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import httpx
 import pandas as pd
 import pytest
-from content_hub.cli import main as content_hub_cli
-from content_hub.main import create_app as create_content_hub
-from content_hub.settings import ContentHubSettings
 from fastapi.testclient import TestClient
-from product_hub.cli import main as product_hub_cli
-from product_hub.main import create_app as create_product_hub
-from product_hub.settings import ProductHubSettings
-from profile_service.cli import main as profile_cli
-from profile_service.main import create_app as create_profile
-from profile_service.service.activity import NullPusher
-from profile_service.settings import ProfileSettings
 from qianmian_bankgen.catalogue import CATALOGUE
-from qianmian_bankgen.generator import generate
-from qianmian_core.testing import auth_headers, dev_token
-from qianmian_features import FeastEnvironment, FeatureSettings, apply, materialize, open_store
+from qianmian_core.testing import auth_headers
 from qianmian_rules import CustomerFacts, check_eligibility, check_suitability
-from recommender.cli import main as recommender_cli
-from recommender.database import migrate as migrate_recommender
 from recommender.main import create_app as create_recommender
 from recommender.service.context import ChangeFeedClient, FeastFeatureReader
-from recommender.service.hub_cache import (
-    ContentHubClient,
-    HubCache,
-    HubCacheConfig,
-    ProductHubClient,
-    RightsHubClient,
-)
 from recommender.service.profile import ProfileClient
 from recommender.settings import RecommenderSettings
-from rights_hub.cli import main as rights_hub_cli
-from rights_hub.main import create_app as create_rights_hub
-from rights_hub.settings import RightsHubSettings
 
 DEV_TOKENS = Path("config/dev-tokens.yaml")
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -76,66 +50,24 @@ class Rig:
 
 
 @pytest.fixture(scope="module")
-def rig(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Rig]:
-    bank = tmp_path_factory.mktemp("bank")
-    generate(customers=600, seed=7, as_of=datetime.now(UTC).date(), out=bank)
-    var = tmp_path_factory.mktemp("var")
-    repo = var / "feature_repo"
-    shutil.copytree(REPO_ROOT / "feature_repo", repo, ignore=shutil.ignore_patterns("data", "__pycache__"))
-    store = open_store(
-        FeatureSettings(feast_env=FeastEnvironment.LOCAL, feature_repo=repo, data_dir=str(bank))
-    )
-    apply(store)
-    materialize(store, end=datetime.now(UTC))
-    urls = {
-        name: f"sqlite:///{var / f'{name}.db'}" for name in ("profile", "product", "content", "rights", "rec")
-    }
-    mp = pytest.MonkeyPatch()
-    mp.setenv("PROFILE_DATABASE_URL", urls["profile"])
-    mp.setenv("PRODUCT_HUB_DATABASE_URL", urls["product"])
-    mp.setenv("CONTENT_HUB_DATABASE_URL", urls["content"])
-    mp.setenv("RIGHTS_HUB_DATABASE_URL", urls["rights"])
-    mp.setenv("RECOMMENDER_REGISTRY_DIR", str(var / "models"))
-    mp.setenv("RECOMMENDER_LOG_LEVEL", "WARNING")
-    try:
-        assert recommender_cli(["train", "--data", str(bank), "--model", "lightfm", "--approve"]) == 0
-        assert profile_cli(["seed", "--data", str(bank)]) == 0
-        assert product_hub_cli(["migrate"]) == 0
-        assert product_hub_cli(["seed"]) == 0
-        assert content_hub_cli(["seed"]) == 0
-        assert rights_hub_cli(["seed"]) == 0
-    finally:
-        mp.undo()
-    migrate_recommender(urls["rec"])
-    common: dict[str, Any] = {"environment": "test", "auth_tokens_file": DEV_TOKENS}
-    profile_app = create_profile(ProfileSettings(database_url=urls["profile"], **common), pusher=NullPusher())
-    product_app = create_product_hub(ProductHubSettings(database_url=urls["product"], **common))
-    content_app = create_content_hub(ContentHubSettings(database_url=urls["content"], **common))
-    rights_app = create_rights_hub(RightsHubSettings(database_url=urls["rights"], **common))
-
-    token = dev_token("recommender")
-
-    def transport(app: Any) -> httpx.ASGITransport:
-        return httpx.ASGITransport(app=app)
-
-    cache = HubCache(
-        ProductHubClient("http://product-hub.test", token, transport=transport(product_app)),
-        ContentHubClient("http://content-hub.test", token, transport=transport(content_app)),
-        RightsHubClient("http://rights-hub.test", token, transport=transport(rights_app)),
-        HubCacheConfig(ttl_s=30),
-    )
-    profile = ProfileClient("http://profile.test", token, transport=transport(profile_app))
-    changes = ChangeFeedClient("http://profile.test", token, transport=transport(profile_app))
+def rig(seeded_stack: Callable[[int, int], Any]) -> Iterator[Rig]:
+    stack = seeded_stack(600, 7)  # tests/conftest.py: bank, Feast, model, four seeded services
+    bank, token = stack.bank, stack.token
     app = create_recommender(
         RecommenderSettings(
-            database_url=urls["rec"], registry_dir=str(var / "models"), change_poll_s=0.05, **common
+            database_url=stack.urls["rec"],
+            registry_dir=str(stack.registry_dir),
+            change_poll_s=0.05,
+            environment="test",
+            auth_tokens_file=DEV_TOKENS,
         ),
         install_signal=False,
-        hub_cache=cache,
-        profile=profile,
-        changes=changes,
-        features=FeastFeatureReader(store),
+        hub_cache=stack.hub_cache(),
+        profile=ProfileClient("http://profile.test", token, transport=stack.transport(stack.profile_app)),
+        changes=ChangeFeedClient("http://profile.test", token, transport=stack.transport(stack.profile_app)),
+        features=FeastFeatureReader(stack.store),
     )
+    profile_app, content_app, rights_app = stack.profile_app, stack.content_app, stack.rights_app
     profiles = pd.read_parquet(bank / "features" / "customer_profile.parquet")
     latest = profiles.sort_values("event_timestamp").groupby("customer_id").tail(1)
     customers: list[str] = []

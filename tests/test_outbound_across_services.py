@@ -13,9 +13,8 @@ from __future__ import annotations
 
 import csv
 import io
-import shutil
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -24,44 +23,20 @@ from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
-from content_hub.cli import main as content_hub_cli
-from content_hub.main import create_app as create_content_hub
-from content_hub.settings import ContentHubSettings
 from fastapi.testclient import TestClient
-from product_hub.cli import main as product_hub_cli
-from product_hub.main import create_app as create_product_hub
-from product_hub.settings import ProductHubSettings
-from profile_service.cli import main as profile_cli
-from profile_service.main import create_app as create_profile
-from profile_service.service.activity import NullPusher
-from profile_service.settings import ProfileSettings
 from qianmian_bankgen.catalogue import CATALOGUE
-from qianmian_bankgen.generator import generate
 from qianmian_core.masking import mask_text
-from qianmian_core.testing import auth_headers, dev_token
-from qianmian_features import FeastEnvironment, FeatureSettings, apply, materialize, open_store
+from qianmian_core.testing import auth_headers
 from qianmian_rules import CustomerFacts, check_eligibility, check_suitability
-from recommender.cli import main as recommender_cli
-from recommender.database import migrate as migrate_recommender
 from recommender.database import open_database
 from recommender.main import create_app as create_recommender
 from recommender.ml.registry import ModelRegistry
 from recommender.service.context import FeastFeatureReader
-from recommender.service.hub_cache import (
-    ContentHubClient,
-    HubCache,
-    HubCacheConfig,
-    ProductHubClient,
-    RightsHubClient,
-)
 from recommender.service.outbound import CSV_COLUMNS
 from recommender.service.outbound_sources import ContentRenderClient, CustomerFactsClient
 from recommender.service.profile import ProfileClient
 from recommender.service.replay import ReplayService
 from recommender.settings import RecommenderSettings
-from rights_hub.cli import main as rights_hub_cli
-from rights_hub.main import create_app as create_rights_hub
-from rights_hub.settings import RightsHubSettings
 
 DEV_TOKENS = Path("config/dev-tokens.yaml")
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -83,53 +58,13 @@ class Rig:
 
 
 @pytest.fixture(scope="module")
-def rig(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Rig]:
-    bank = tmp_path_factory.mktemp("bank")
-    generate(customers=CUSTOMERS, seed=11, as_of=datetime.now(UTC).date(), out=bank)
-    var = tmp_path_factory.mktemp("var")
-    repo = var / "feature_repo"
-    shutil.copytree(REPO_ROOT / "feature_repo", repo, ignore=shutil.ignore_patterns("data", "__pycache__"))
-    store = open_store(
-        FeatureSettings(feast_env=FeastEnvironment.LOCAL, feature_repo=repo, data_dir=str(bank))
-    )
-    apply(store)
-    materialize(store, end=datetime.now(UTC))
-    urls = {
-        name: f"sqlite:///{var / f'{name}.db'}" for name in ("profile", "product", "content", "rights", "rec")
-    }
-    mp = pytest.MonkeyPatch()
-    mp.setenv("PROFILE_DATABASE_URL", urls["profile"])
-    mp.setenv("PRODUCT_HUB_DATABASE_URL", urls["product"])
-    mp.setenv("CONTENT_HUB_DATABASE_URL", urls["content"])
-    mp.setenv("RIGHTS_HUB_DATABASE_URL", urls["rights"])
-    mp.setenv("RECOMMENDER_REGISTRY_DIR", str(var / "models"))
-    mp.setenv("RECOMMENDER_LOG_LEVEL", "WARNING")
-    try:
-        assert recommender_cli(["train", "--data", str(bank), "--model", "lightfm", "--approve"]) == 0
-        assert profile_cli(["seed", "--data", str(bank)]) == 0
-        assert product_hub_cli(["migrate"]) == 0
-        assert product_hub_cli(["seed"]) == 0
-        assert content_hub_cli(["seed"]) == 0
-        assert rights_hub_cli(["seed"]) == 0
-    finally:
-        mp.undo()
-    migrate_recommender(urls["rec"])
+def rig(seeded_stack: Callable[[int, int], Any]) -> Iterator[Rig]:
+    stack = seeded_stack(CUSTOMERS, 11)  # tests/conftest.py: bank, Feast, model, four seeded services
+    var, urls, store, token = stack.var, stack.urls, stack.store, stack.token
     common: dict[str, Any] = {"environment": "test", "auth_tokens_file": DEV_TOKENS}
-    profile_app = create_profile(ProfileSettings(database_url=urls["profile"], **common), pusher=NullPusher())
-    product_app = create_product_hub(ProductHubSettings(database_url=urls["product"], **common))
-    content_app = create_content_hub(ContentHubSettings(database_url=urls["content"], **common))
-    rights_app = create_rights_hub(RightsHubSettings(database_url=urls["rights"], **common))
-    token = dev_token("recommender")
-
-    def transport(app: Any) -> httpx.ASGITransport:
-        return httpx.ASGITransport(app=app)
-
-    cache = HubCache(
-        ProductHubClient("http://product-hub.test", token, transport=transport(product_app)),
-        ContentHubClient("http://content-hub.test", token, transport=transport(content_app)),
-        RightsHubClient("http://rights-hub.test", token, transport=transport(rights_app)),
-        HubCacheConfig(ttl_s=30),
-    )
+    profile_app, content_app, rights_app = stack.profile_app, stack.content_app, stack.rights_app
+    transport = stack.transport
+    cache = stack.hub_cache()
     outbound_dir = var / "outbound"
     app = create_recommender(
         RecommenderSettings(
