@@ -207,7 +207,9 @@ class ContextConfig(BaseModel):
     max_feed_lag_s: float = Field(
         default=5.0, gt=0, le=300, description="Beyond this, the profile cache is bypassed"
     )
-    max_entries: int = Field(default=200_000, ge=1, description="Customers held in memory")
+    max_entries: int = Field(
+        default=50_000, ge=1, description="Customers held in memory (a few KB each: ~250 MB at the bound)"
+    )
     #: The feed re-reads this many sequence numbers below its cursor: on PostgreSQL a sequence value
     #: can commit after a higher one, and an extra eviction costs nothing.
     feed_overlap: int = Field(default=64, ge=0)
