@@ -114,18 +114,8 @@ def start_recommender(env: dict[str, str], var: Path) -> subprocess.Popen[bytes]
         stdout=log,
         stderr=subprocess.STDOUT,
     )
-    deadline = time.monotonic() + 180
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit(f"the recommender exited with {proc.returncode}")
-        try:
-            if httpx.get(f"{demo.RECOMMENDER}/readyz", timeout=1).status_code == 200:
-                return proc
-        except httpx.TransportError:
-            pass
-        time.sleep(0.3)
-    demo.stop([proc])
-    raise SystemExit("the recommender did not become ready")
+    demo.wait_ready([demo.RECOMMENDER], [proc], 180)
+    return proc
 
 
 def floor(segments: list[str], page_size: int) -> tuple[float, int]:

@@ -130,11 +130,10 @@ def prepare(customers: int, seed: int, data_dir: Path, env: dict[str, str]) -> d
     return as_of
 
 
-def start(env: dict[str, str]) -> list[subprocess.Popen[bytes]]:
-    step("starting profile :8004, product-hub :8001, content-hub :8002, rights-hub :8003")
-    procs = [subprocess.Popen([str(BIN / script), "serve"], env=env, cwd=ROOT) for script, _, _ in SERVICES]
-    deadline = time.monotonic() + 90
-    for _, base, _ in SERVICES:
+def wait_ready(bases: list[str], procs: list[subprocess.Popen[bytes]], timeout_s: float) -> None:
+    """Poll each base URL's /readyz until it answers 200; stop ``procs`` and exit on timeout or a crash."""
+    deadline = time.monotonic() + timeout_s
+    for base in bases:
         while True:
             try:
                 if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
@@ -145,6 +144,12 @@ def start(env: dict[str, str]) -> list[subprocess.Popen[bytes]]:
                 stop(procs)
                 raise SystemExit(f"{base} did not become ready")
             time.sleep(0.2)
+
+
+def start(env: dict[str, str]) -> list[subprocess.Popen[bytes]]:
+    step("starting profile :8004, product-hub :8001, content-hub :8002, rights-hub :8003")
+    procs = [subprocess.Popen([str(BIN / script), "serve"], env=env, cwd=ROOT) for script, _, _ in SERVICES]
+    wait_ready([base for _, base, _ in SERVICES], procs, 90)
     print("    all services ready", flush=True)
     return procs
 
@@ -283,17 +288,7 @@ def start_recommender(env: dict[str, str]) -> subprocess.Popen[bytes]:
         stale.unlink(missing_ok=True)  # a fresh audit log and contact history: earlier runs' caps are gone
     run([str(BIN / "recommender"), "migrate"], env)
     proc = subprocess.Popen([str(BIN / "recommender"), "serve"], env=env, cwd=ROOT)
-    deadline = time.monotonic() + 120
-    while True:
-        try:
-            if httpx.get(f"{RECOMMENDER}/readyz", timeout=1).status_code == 200:
-                break
-        except httpx.TransportError:
-            pass
-        if time.monotonic() > deadline or proc.poll() is not None:
-            stop([proc])
-            raise SystemExit("the recommender did not become ready")
-        time.sleep(0.2)
+    wait_ready([RECOMMENDER], [proc], 120)
     print("    recommender ready", flush=True)
     return proc
 
