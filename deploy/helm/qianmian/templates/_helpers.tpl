@@ -190,6 +190,7 @@ seccompProfile:
 {{- if eq .key "recommender" }}
 {{- $_ := set $data "RECOMMENDER_REGISTRY_DIR" $v.modelStorage.mountPath -}}
 {{- $_ := set $data "RECOMMENDER_EVAL_DIR" "/tmp/eval" -}}
+{{- $_ := set $data "RECOMMENDER_OUTBOUND_DIR" $v.outboundStorage.mountPath -}}
 {{- end }}
 {{- range $k, $val := $v.config }}
 {{- $_ := set $data (printf "%s%s" $p $k) (toString $val) -}}
