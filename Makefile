@@ -18,7 +18,7 @@ RUN := $(UV) run --frozen --no-sync
 DEMO_DATA := var/demo/bank
 SRC_DIRS := libs/core/src libs/rules/src libs/bankgen/src libs/features/src $(wildcard services/*/src)
 
-.PHONY: help install demo test lint format bench eval serve clean images
+.PHONY: help install demo test lint format bench eval eval-ranker experiment-report serve clean images
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -49,11 +49,19 @@ format: install ## apply ruff's formatting and safe fixes
 bench: install ## benchmarks; results go to bench/results/
 	$(RUN) python bench/bankgen_bench.py
 	$(RUN) python bench/train_bench.py --threads 2
+	$(RUN) python bench/ranker_bench.py --threads 2
 	$(RUN) python bench/decisions_bench.py
 	$(RUN) python bench/outbound_bench.py
 
-eval: install ## offline evaluation report (reports/)
+eval: install ## offline evaluation reports (reports/evaluation.md, reports/ranker.md)
 	$(RUN) recommender eval --customers 100000 --seed 7 --out reports
+	$(RUN) recommender eval-ranker --customers 100000 --months 12 --seed 7 --out reports
+
+eval-ranker: install ## next-product evaluation of the LightGBM ranker alone (reports/ranker.md)
+	$(RUN) recommender eval-ranker --customers 100000 --months 12 --seed 7 --out reports
+
+experiment-report: install ## simulated A/B experiment, CF vs segment popularity, 50k customers x 14 days (reports/)
+	$(RUN) python bench/experiment_sim.py --customers 50000 --days 14 --seed 7 --out reports
 
 serve: install ## profile, product-hub, content-hub, rights-hub on embedded defaults until Ctrl-C
 	$(RUN) python scripts/demo.py --serve --customers 10000 --data $(DEMO_DATA)

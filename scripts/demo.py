@@ -3,6 +3,8 @@
 Steps: generate the bank (deterministic by seed), apply and materialise the Feast repository,
 migrate and seed both services' SQLite databases, start both services with uvicorn, then either
 print real answers for three sample customers and stop (demo) or serve until Ctrl-C (serve).
+The demo ends with a small A/B experiment (created, approved by a second principal, run on a few
+customers' decisions and feedback) and its analysis summary.
 """
 
 from __future__ import annotations
@@ -407,6 +409,85 @@ def show_opt_out(customer_id: str, channel: str) -> None:
     print_decision(decide(customer_id, channel))
 
 
+def show_experiment(data_dir: Path, skip: set[str], customers: int = 30) -> None:
+    """A small A/B experiment end to end: a marketer's lever that puts wealth management first."""
+    from recommender.service.experiments import analysis_summary
+
+    alice = {"Authorization": f"Bearer {token('console-alice')}"}
+    bob = {"Authorization": f"Bearer {token('console-bob')}"}
+    gateway = {"Authorization": f"Bearer {token('app-gateway')}"}
+    step("an A/B experiment: production arbitration against a 3x lever on wealth management")
+    created = httpx.post(
+        f"{RECOMMENDER}/v1/experiments",
+        json={
+            "name": "理财优先：运营杠杆 3 倍 (demo)",
+            "hypothesis": "Putting wealth management first in the app raises the conversion rate",
+            "primary_metric": "conversion_rate",
+            "layer": "arbitration",
+            "population": {"channels": ["app"]},
+            "arms": [
+                {"name": "control", "weight": 50},
+                {
+                    "name": "wealth_x3",
+                    "weight": 50,
+                    "changes": {"arbitration": {"levers": {"product_types": {"wealth_management": 3}}}},
+                },
+            ],
+        },
+        headers=alice,
+        timeout=10,
+    )
+    created.raise_for_status()
+    experiment_id = created.json()["experiment_id"]
+
+    def act(action: str, headers: dict[str, str]) -> httpx.Response:
+        return httpx.post(
+            f"{RECOMMENDER}/v1/experiments/{experiment_id}/status",
+            json={"action": action},
+            headers=headers,
+            timeout=10,
+        )
+
+    act("submit", alice).raise_for_status()
+    refused = act("approve", alice)
+    print(
+        f"  console-alice authored {experiment_id}; her own approval: {refused.status_code} "
+        f"{refused.json()['error']['code']}"
+    )
+    act("approve", bob).raise_for_status()
+    act("start", alice).raise_for_status()
+    print("  console-bob approved it, console-alice started it")
+    frame = pd.read_parquet(data_dir / "customers.parquet").sort_values("customer_id")
+    frame = frame[~frame["personalised_opt_out"] & frame["consent_app"] & ~frame["customer_id"].isin(skip)]
+    served = 0
+    for n, customer_id in enumerate(frame["customer_id"].head(customers)):
+        body = decide(str(customer_id), "app")
+        for rank, bundle in enumerate(body["bundles"]):
+            # A deterministic sample of responses: some clicks, fewer conversions (first bundles only).
+            events = ["impression"] + (["click"] if (n + rank) % 3 == 0 else [])
+            events += ["convert"] if rank == 0 and n % 5 == 0 else []
+            for event in events:
+                httpx.post(
+                    f"{RECOMMENDER}/v1/feedback",
+                    json={
+                        "decision_id": body["decision_id"],
+                        "product_id": bundle["product"]["id"],
+                        "event": event,
+                    },
+                    headers={**gateway, "Idempotency-Key": f"demo-exp-{body['decision_id']}-{rank}-{event}"},
+                    timeout=10,
+                ).raise_for_status()
+        served += bool(body["bundles"])
+    print(
+        f"  {customers} customers asked in the app ({served} served), impressions and some conversions posted"
+    )
+    act("stop", alice).raise_for_status()
+    analysis = httpx.get(f"{RECOMMENDER}/v1/experiments/{experiment_id}/analysis", headers=alice, timeout=30)
+    analysis.raise_for_status()
+    print("  " + analysis_summary(analysis.json()).replace("\n", "\n  "))
+    print("  (the simulated 50,000-customer A/B of CF against segment popularity: reports/experiments.md)")
+
+
 def segments_of(data_dir: Path, customer_id: str) -> list[str]:
     customers = pd.read_parquet(data_dir / "customers.parquet", columns=["customer_id", "segments"])
     row = customers[customers["customer_id"] == customer_id].iloc[0]
@@ -458,6 +539,7 @@ def main() -> int:
             if len(chosen) >= 3:
                 show_dismiss(*chosen[0][:2])
                 show_opt_out(*chosen[2][:2])  # a customer with contact slots left today
+            show_experiment(data_dir, skip={c for c, _, _ in chosen})
     except KeyboardInterrupt:
         pass
     finally:

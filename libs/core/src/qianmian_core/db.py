@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
 
+import orjson
 from sqlalchemy import (
     Connection,
     DateTime,
@@ -153,6 +154,12 @@ def _begin_immediate(connection: Connection) -> None:
     connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
+def _json_text(value: object) -> str:
+    """JSON columns are written with orjson (several times faster than ``json.dumps`` on audit records);
+    non-string keys become strings as ``json.dumps`` makes them."""
+    return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY).decode()
+
+
 def make_engine(url: str, *, echo: bool = False, sqlite_immediate: bool = False) -> Engine:
     """Create an engine with the right options for the URL's dialect.
 
@@ -166,10 +173,21 @@ def make_engine(url: str, *, echo: bool = False, sqlite_immediate: bool = False)
         database = parsed.database
         if database and database != ":memory:":
             Path(database).parent.mkdir(parents=True, exist_ok=True)
-            engine = create_engine(url, echo=echo, connect_args={"check_same_thread": False})
+            engine = create_engine(
+                url,
+                echo=echo,
+                connect_args={"check_same_thread": False},
+                json_serializer=_json_text,
+                json_deserializer=orjson.loads,
+            )
         else:
             engine = create_engine(
-                url, echo=echo, connect_args={"check_same_thread": False}, poolclass=StaticPool
+                url,
+                echo=echo,
+                connect_args={"check_same_thread": False},
+                poolclass=StaticPool,
+                json_serializer=_json_text,
+                json_deserializer=orjson.loads,
             )
         event.listen(engine, "connect", _sqlite_pragmas)
         if sqlite_immediate:
@@ -179,7 +197,15 @@ def make_engine(url: str, *, echo: bool = False, sqlite_immediate: bool = False)
     if parsed.get_backend_name() == "postgresql" and parsed.drivername == "postgresql":
         # Use psycopg 3, the driver we ship, whatever the URL's short form says.
         url = parsed.set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
-    return create_engine(url, echo=echo, pool_pre_ping=True, pool_size=10, max_overflow=10)
+    return create_engine(
+        url,
+        echo=echo,
+        pool_pre_ping=True,
+        pool_size=10,
+        max_overflow=10,
+        json_serializer=_json_text,
+        json_deserializer=orjson.loads,
+    )
 
 
 class Database:

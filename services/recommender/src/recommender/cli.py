@@ -1,4 +1,5 @@
-"""``recommender``: eval, train, approve, models, tune, migrate, downgrade, serve.
+"""``recommender``: eval, train, approve, models, tune, migrate, downgrade, serve, replay, experiments,
+eval-ranker, train-ranker.
 
 Training and evaluation are batch jobs (a Kubernetes Job runs ``recommender train``); ``serve``
 runs the API that holds the newest approved model.
@@ -98,6 +99,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     rp.add_argument("decision_ids", nargs="*", help="decision ids (default: the newest --last decisions)")
     rp.add_argument("--last", type=int, default=1000, help="how many of the newest decisions (default 1000)")
     rp.add_argument("--show", type=int, default=5, help="differing decisions to print in full (default 5)")
+    _experiment_args(commands)
+    from recommender.ml.ranker.arguments import add_arguments as _ranker_args
+
+    _ranker_args(commands)
     args = parser.parse_args(argv)
 
     from qianmian_core.logging import configure_logging
@@ -155,6 +160,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     if args.command == "replay":
         return _replay(args, settings)
+    if args.command == "experiments":
+        return _experiments(args, settings)
+    if args.command in {"eval-ranker", "train-ranker"}:
+        from recommender.ml.ranker import commands as ranker
+
+        run = ranker.eval_ranker if args.command == "eval-ranker" else ranker.train_ranker_command
+        return run(args, threads=settings.train_threads, registry_dir=settings.registry_dir)
     if args.command == "serve":
         import uvicorn
 
@@ -205,6 +217,81 @@ def _replay(args: argparse.Namespace, settings: object) -> int:
         f"{summary.identical} identical, {len(summary.differing)} differing"
     )
     return 0 if not summary.differing and not missing else 1
+
+
+def _experiment_args(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    ex = commands.add_parser("experiments", help="A/B experiments: create, list, show, status, analysis")
+    sub = ex.add_subparsers(dest="experiments_command", required=True)
+    create = sub.add_parser("create", help="create a draft experiment from a JSON definition")
+    create.add_argument("--file", type=Path, required=True, help="the definition (as POST /v1/experiments)")
+    create.add_argument("--by", required=True, help="the author (a principal, e.g. console-alice)")
+    listing = sub.add_parser("list", help="list experiments, newest first")
+    listing.add_argument(
+        "--status", choices=["draft", "pending_approval", "approved", "running", "stopped"], default=None
+    )
+    show = sub.add_parser("show", help="one experiment with its arms and history")
+    show.add_argument("experiment_id")
+    status = sub.add_parser("status", help="submit, approve (not by the author), start or stop")
+    status.add_argument("experiment_id")
+    status.add_argument("action", choices=["submit", "approve", "start", "stop"])
+    status.add_argument("--by", required=True, help="who does it (a principal, e.g. console-bob)")
+    status.add_argument("--note", default=None, help="why (kept in the history)")
+    analysis = sub.add_parser("analysis", help="the fixed-horizon analysis of an experiment")
+    analysis.add_argument("experiment_id")
+    analysis.add_argument("--summary", action="store_true", help="a few lines of text instead of JSON")
+
+
+def _experiments(args: argparse.Namespace, settings: object) -> int:
+    """Exit 0 on success, 1 when the service refuses (its error code is printed), 2 for a bad file."""
+    from datetime import timedelta
+
+    import orjson
+    from pydantic import ValidationError
+    from qianmian_core.errors import AppError
+    from qianmian_core.responses import dumps
+
+    from recommender.database import open_database
+    from recommender.experiments.definition import ExperimentDefinition
+    from recommender.service.experiments import ExperimentService, analysis_summary
+    from recommender.settings import RecommenderSettings
+
+    assert isinstance(settings, RecommenderSettings)
+    definition = None
+    if args.experiments_command == "create":
+        try:
+            definition = ExperimentDefinition.model_validate_json(args.file.read_bytes())
+        except (OSError, ValidationError) as exc:
+            print(f"recommender: {args.file}: {exc}", file=sys.stderr)
+            return 2
+    database = open_database(settings.database_url)
+    service = ExperimentService(
+        database,
+        holdout=settings.experiment_holdout(),
+        attribution_window=timedelta(days=settings.experiments_attribution_days),
+    )
+    try:
+        result: object
+        if definition is not None:
+            result = service.create(definition, author=args.by)
+        elif args.experiments_command == "list":
+            result = service.list_experiments(args.status)
+        elif args.experiments_command == "show":
+            result = service.get(args.experiment_id)
+        elif args.experiments_command == "status":
+            result = service.transition(args.experiment_id, args.action, actor=args.by, note=args.note)
+        else:
+            result = service.analysis(args.experiment_id)
+            if args.summary:
+                assert isinstance(result, dict)
+                print(analysis_summary(result))
+                return 0
+    except AppError as exc:
+        print(f"recommender: {exc.error_code}: {exc.message}", file=sys.stderr)
+        return 1
+    finally:
+        database.dispose()
+    print(json.dumps(orjson.loads(dumps(result)), ensure_ascii=False, indent=2))
+    return 0
 
 
 def _synthetic_bank(args: argparse.Namespace, settings: object) -> object:

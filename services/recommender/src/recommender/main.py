@@ -28,6 +28,7 @@ from recommender.service.context import (
     FeatureReader,
 )
 from recommender.service.decisions import DecisionService
+from recommender.service.experiments import ExperimentService
 from recommender.service.feedback import FeedbackService
 from recommender.service.grants import RightsGrantClient, RightsGranter
 from recommender.service.holder import ModelHolder
@@ -121,6 +122,12 @@ def create_app(
     if features is None and settings.features_enabled:
         features = FeastFeatureReader()
     context = CustomerContextSource(profile, features, changes=changes, config=settings.context_config())
+    experiments = ExperimentService(
+        database,
+        holdout=settings.experiment_holdout(),
+        attribution_window=timedelta(days=settings.experiments_attribution_days),
+        cache_ttl_s=settings.experiments_cache_ttl_s,
+    )
     decisions = DecisionService(
         database=database,
         audit=audit_writer,
@@ -130,6 +137,7 @@ def create_app(
         contact_policy=settings.contact_policy,
         arbitration=settings.arbitration,
         moment_window=timedelta(days=settings.moment_window_days),
+        experiments=experiments,
     )
 
     # --- POST /v1/feedback: converted rights are granted through rights-hub (tests pass rights_grants) ---
@@ -142,7 +150,11 @@ def create_app(
         cleanups.append(grants_client.aclose)
         rights_grants = grants_client
     feedback = FeedbackService(
-        database=database, rights=rights_grants, contact_policy=settings.contact_policy
+        database=database,
+        rights=rights_grants,
+        contact_policy=settings.contact_policy,
+        on_cooldown=decisions.ledger.forget,
+        experiments=experiments,
     )
     # --- end of POST /v1/feedback ---
 
@@ -194,6 +206,7 @@ def create_app(
             "hub_cache": hub_cache,
             "feedback": feedback,
             "outbound": outbound,
+            "experiments": experiments,
         },
         async_startups=[hub_cache.start, audit_writer.start, context.start],
         async_cleanups=[context.stop, audit_writer.stop, hub_cache.stop, *cleanups],

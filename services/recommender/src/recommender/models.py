@@ -16,6 +16,10 @@ transaction as the effect.
 
 ``outbound_lists`` holds each outbound list's request and outcome (``POST /v1/outbound/lists``); its
 rows are ordinary decisions.
+
+``experiments`` (with ``experiment_arms`` and the ``experiment_history`` of every status and weight
+change) holds A/B experiment definitions; ``experiment_assignments`` each customer's first (sticky)
+arm; ``experiment_exposures`` and ``experiment_conversions`` what their analysis counts.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from sqlalchemy import (
     BigInteger,
     CheckConstraint,
     Float,
+    ForeignKey,
     Index,
     Integer,
     LargeBinary,
@@ -258,3 +263,160 @@ class OutboundList(Base):
     seconds: Mapped[float | None] = mapped_column(Float())
     error_code: Mapped[str | None] = mapped_column(String(64))
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+#: Where an experiment stands: draft → pending_approval → approved → running → stopped.
+EXPERIMENT_STATUSES: Final[tuple[str, ...]] = ("draft", "pending_approval", "approved", "running", "stopped")
+#: What the history of an experiment records.
+EXPERIMENT_ACTIONS: Final[tuple[str, ...]] = ("create", "submit", "approve", "start", "stop", "weights")
+#: Outcomes attributed to an experiment's exposures (impressions are the exposures themselves).
+CONVERSION_KINDS: Final[tuple[str, ...]] = ("click", "convert", "opt_out", "complaint")
+
+
+class Experiment(Base):
+    """An A/B experiment's definition and where it stands (its arms are ``experiment_arms``).
+
+    ``bucket_start``/``bucket_end`` are the range of the layer's buckets the experiment holds while it
+    runs (reserved at start, so that experiments of one layer never share a customer); ``version``
+    guards concurrent changes.
+    """
+
+    __tablename__ = "experiments"
+    __table_args__ = (
+        CheckConstraint(in_list("status", EXPERIMENT_STATUSES), name="status"),
+        CheckConstraint("traffic > 0 AND traffic <= 1", name="traffic"),
+        CheckConstraint(
+            "(bucket_start IS NULL AND bucket_end IS NULL) OR "
+            "(bucket_start >= 0 AND bucket_start < bucket_end AND bucket_end <= 10000)",
+            name="buckets",
+        ),
+        CheckConstraint("version >= 1", name="version"),
+        Index("ix_experiments_layer_status", "layer", "status"),
+    )
+
+    experiment_id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    name: Mapped[str] = mapped_column(String(128))
+    hypothesis: Mapped[str] = mapped_column(String(2000))
+    primary_metric: Mapped[str] = mapped_column(String(32))
+    #: ``[{"metric": …, "tolerance": …}]``
+    guardrail_metrics: Mapped[list[Any]] = mapped_column(JSON)
+    layer: Mapped[str] = mapped_column(String(64))
+    #: Share of the layer's buckets the experiment takes when it starts.
+    traffic: Mapped[float] = mapped_column(Float())
+    bucket_start: Mapped[int | None] = mapped_column(Integer())
+    bucket_end: Mapped[int | None] = mapped_column(Integer())
+    #: ``{"segments": [...], "channels": [...]}`` (empty lists: no restriction)
+    population: Mapped[dict[str, Any]] = mapped_column(JSON)
+    salt: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(24), index=True)
+    author: Mapped[str] = mapped_column(String(64))
+    approver: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    stopped_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    version: Mapped[int] = mapped_column(Integer())
+
+
+class ExperimentArm(Base):
+    """One arm of an experiment: its weight and what it changes (position 0 is the control)."""
+
+    __tablename__ = "experiment_arms"
+    __table_args__ = (
+        CheckConstraint("weight >= 0", name="weight_non_negative"),
+        CheckConstraint("position >= 0", name="position_non_negative"),
+    )
+
+    experiment_id: Mapped[str] = mapped_column(
+        String(40), ForeignKey("experiments.experiment_id"), primary_key=True
+    )
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    position: Mapped[int] = mapped_column(Integer())
+    weight: Mapped[float] = mapped_column(Float())
+    #: ``{"model_version", "arbitration", "rights_policy", "content_variant"}``
+    changes: Mapped[dict[str, Any]] = mapped_column(JSON)
+
+
+class ExperimentHistory(Base):
+    """One change of an experiment: creation, a status change (with who and why) or new weights."""
+
+    __tablename__ = "experiment_history"
+    __table_args__ = (
+        CheckConstraint(in_list("action", EXPERIMENT_ACTIONS), name="action"),
+        CheckConstraint(in_list("to_status", EXPERIMENT_STATUSES), name="to_status"),
+    )
+
+    history_id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer(), "sqlite"), primary_key=True, autoincrement=True
+    )
+    experiment_id: Mapped[str] = mapped_column(
+        String(40), ForeignKey("experiments.experiment_id"), index=True
+    )
+    action: Mapped[str] = mapped_column(String(16))
+    from_status: Mapped[str | None] = mapped_column(String(24))
+    to_status: Mapped[str] = mapped_column(String(24))
+    actor: Mapped[str] = mapped_column(String(64))
+    at: Mapped[datetime] = mapped_column(UTCDateTime())
+    note: Mapped[str | None] = mapped_column(String(500))
+    #: For ``create`` and ``weights``: ``{"weights": {arm: weight}}``.
+    detail: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+
+
+class ExperimentAssignment(Base):
+    """A customer's first arm in an experiment: kept for good, whatever the weights become later."""
+
+    __tablename__ = "experiment_assignments"
+
+    experiment_id: Mapped[str] = mapped_column(
+        String(40), ForeignKey("experiments.experiment_id"), primary_key=True
+    )
+    customer_id: Mapped[str] = mapped_column(String(64), primary_key=True, index=True)
+    arm: Mapped[str] = mapped_column(String(32))
+    assigned_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class ExperimentExposure(Base):
+    """A decision whose response an arm shaped, for a customer (one impression of the arm)."""
+
+    __tablename__ = "experiment_exposures"
+    __table_args__ = (
+        CheckConstraint(in_list("channel", CHANNELS), name="channel"),
+        Index("ix_experiment_exposures_experiment_id_arm", "experiment_id", "arm"),
+        Index("ix_experiment_exposures_customer_id_at", "customer_id", "at"),
+    )
+
+    exposure_id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer(), "sqlite"), primary_key=True, autoincrement=True
+    )
+    experiment_id: Mapped[str] = mapped_column(String(40), ForeignKey("experiments.experiment_id"))
+    arm: Mapped[str] = mapped_column(String(32))
+    customer_id: Mapped[str] = mapped_column(String(64))
+    decision_id: Mapped[str | None] = mapped_column(String(64))
+    channel: Mapped[str] = mapped_column(String(16))
+    at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class ExperimentConversion(Base):
+    """An outcome (click, conversion, opt-out, complaint) attributed to the arm of an exposure of the
+    same customer within the attribution window before it."""
+
+    __tablename__ = "experiment_conversions"
+    __table_args__ = (
+        CheckConstraint(in_list("kind", CONVERSION_KINDS), name="kind"),
+        CheckConstraint("cost_fen IS NULL OR cost_fen >= 0", name="cost_non_negative"),
+        Index("ix_experiment_conversions_experiment_id_arm", "experiment_id", "arm"),
+    )
+
+    conversion_id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer(), "sqlite"), primary_key=True, autoincrement=True
+    )
+    experiment_id: Mapped[str] = mapped_column(String(40), ForeignKey("experiments.experiment_id"))
+    arm: Mapped[str] = mapped_column(String(32))
+    customer_id: Mapped[str] = mapped_column(String(64))
+    decision_id: Mapped[str | None] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(String(16))
+    #: E.g. the converted amount in fen (AUM uplift is its mean per exposed customer against control).
+    value: Mapped[int | None] = mapped_column(BigInteger())
+    #: The cost of the right granted with a conversion, in fen.
+    cost_fen: Mapped[int | None] = mapped_column(BigInteger())
+    at: Mapped[datetime] = mapped_column(UTCDateTime())

@@ -8,6 +8,7 @@ from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import SettingsConfigDict
 from qianmian_core.settings import ServiceSettings
 
+from recommender.experiments.assignment import DEFAULT_HOLDOUT_SALT, Holdout
 from recommender.service.arbitration import ArbitrationConfig
 from recommender.service.context import ContextConfig
 from recommender.service.hub_cache import MAX_TTL_S, HubCacheConfig
@@ -66,11 +67,13 @@ class RecommenderSettings(ServiceSettings):
         "off: every decision takes the fallback path (features_unavailable)",
     )
     feature_cache_ttl_s: float = Field(
-        default=30.0,
+        default=300.0,
         ge=0,
         le=3600,
-        description="How long a customer's Feast features are held in memory; 0 reads Feast per request "
-        "(freshness is checked on every use either way)",
+        description="How long a customer's Feast features are held in memory before the online store is "
+        "read again; 0 reads Feast per request. Freshness is checked from the event timestamps on every "
+        "use either way, and profile's change feed (consents, risk, moments) evicts an entry at once; "
+        "keep it below the materialisation interval",
     )
     profile_cache_ttl_s: float = Field(
         default=300.0,
@@ -121,6 +124,24 @@ class RecommenderSettings(ServiceSettings):
     outbound_profile_timeout_s: float = Field(
         default=30.0, gt=0, le=300, description="Timeout of one page of profile's customer scan"
     )
+    experiments_attribution_days: int = Field(
+        default=7, ge=1, le=90, description="A conversion counts for an experiment arm exposed this recently"
+    )
+    experiments_holdout_share: float = Field(
+        default=0.0,
+        ge=0,
+        le=0.5,
+        description="Share of customers in the global holdout (no personalised marketing, no experiment)",
+    )
+    experiments_holdout_salt: str = Field(
+        default=DEFAULT_HOLDOUT_SALT,
+        min_length=1,
+        max_length=64,
+        description="Hash salt of the global holdout; fixed for good (changing it reshuffles the holdout)",
+    )
+    experiments_cache_ttl_s: float = Field(
+        default=30.0, ge=0, le=3600, description="How long the running experiments are cached per process"
+    )
     peer_token_client: str = Field(
         default="recommender",
         description="Local/test only: the dev client whose token is used for profile and the hubs",
@@ -144,6 +165,10 @@ class RecommenderSettings(ServiceSettings):
             change_poll_s=self.change_poll_s,
             max_feed_lag_s=self.max_feed_lag_s,
         )
+
+    def experiment_holdout(self) -> Holdout:
+        """The global holdout of experiments."""
+        return Holdout(salt=self.experiments_holdout_salt, share=self.experiments_holdout_share)
 
     def hub_cache_config(self) -> HubCacheConfig:
         """The hub cache's refresh interval and staleness bound."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -13,8 +13,7 @@ from qianmian_core.testing import assert_error, auth_headers
 from qianmian_rules import CustomerFacts, check_eligibility, check_suitability
 from recommender.database import migrate
 from recommender.main import create_app
-from recommender.repository.audit import AuditRecord
-from recommender.service.audit import AuditUnavailableError, GroupCommitAuditWriter
+from recommender.service.audit import GroupCommitAuditWriter, Settled
 from recommender.service.hub_cache import (
     HubCache,
     HubCacheConfig,
@@ -30,14 +29,17 @@ from recommender.testing import (
     Rights,
     StaticFeatures,
 )
+from sqlalchemy.exc import OperationalError
 
 REPO_ROOT = Path(__file__).resolve().parents[4]
 DEV_TOKENS = REPO_ROOT / "config" / "dev-tokens.yaml"
 
 
 class BrokenWriter(GroupCommitAuditWriter):
-    async def write(self, record: AuditRecord) -> AuditRecord:
-        raise AuditUnavailableError("the audit store did not accept the record")
+    """An audit store whose every commit fails (the batch's slots and records roll back together)."""
+
+    def _commit(self, batch: Sequence[Any]) -> list[Settled]:
+        raise OperationalError("INSERT INTO decisions", {}, Exception("disk I/O error"))
 
 
 def _settings(tmp_path: Path) -> RecommenderSettings:

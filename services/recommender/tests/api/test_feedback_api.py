@@ -21,6 +21,7 @@ from qianmian_core.db import Database
 from qianmian_core.testing import assert_error, auth_headers
 from recommender.database import migrate, open_database
 from recommender.main import create_app
+from recommender.repository.contacts import ContactRepository
 from recommender.service.grants import RightsGrantClient
 from recommender.service.hub_cache import HubCache, HubCacheConfig
 from recommender.settings import RecommenderSettings
@@ -227,3 +228,37 @@ def test_openapi_documents_the_operation(rig: Rig) -> None:
     components = schema["components"]["schemas"]
     assert components["FeedbackRequestBody"]["examples"][0]["event"] == "convert"
     assert components["FeedbackOut"]["examples"][0]["right_grant"]["status"] == "granted"
+
+
+def _retries(rig: Rig) -> float:
+    for line in rig.client.get("/metrics").text.splitlines():
+        if line.startswith("qianmian_decision_retries_total "):
+            return float(line.split()[1])
+    raise AssertionError("qianmian_decision_retries_total is not exported")
+
+
+def test_a_cool_down_started_elsewhere_is_caught_when_the_slot_is_settled(rig: Rig) -> None:
+    """A dismiss recorded by another replica does not reach this one's contact ledger. The decision
+    offering the dismissed product is caught when its slot is settled in the audit transaction: nothing
+    is written for it, it is made again from the stored state, and the product is blocked."""
+    first = _decide(rig)
+    offered = [b["product"]["id"] for b in first["bundles"]]
+    assert offered
+    dismissed = offered[0]
+    # Another replica's dismiss: straight into the shared database, not through this app.
+    with rig.database.session() as session:
+        until = datetime.now(UTC) + timedelta(days=7)
+        ContactRepository(session).start_cooldown(
+            "C000000001", dismissed, until, reason="dismissed", decision_id=None
+        )
+    before = _retries(rig)
+    second = _decide(rig)
+    assert dismissed not in [b["product"]["id"] for b in second["bundles"]]
+    assert _retries(rig) == before + 1
+    record = rig.client.get(f"/v1/decisions/{second['decision_id']}", headers=auth_headers("app-gateway"))
+    assert record.status_code == 200
+    candidate = next(c for c in record.json()["candidates"] if c["product_id"] == dismissed)
+    assert {"rule": "cooldown", "passed": False, "codes": ["cooldown_dismissed"]} in candidate["outcomes"]
+    with rig.database.session() as session:  # one slot per answered decision, none for the retried one
+        since = datetime.now(UTC) - timedelta(days=1)
+        assert len(ContactRepository(session).decision_times("C000000001", since)) == 2

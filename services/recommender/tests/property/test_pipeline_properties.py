@@ -576,6 +576,8 @@ def _prepare(
     with database.session() as session:
         for pid, until in cooldowns.items():
             ContactRepository(session).start_cooldown(cid, pid, until, reason="dismissed", decision_id=None)
+    # The history was rewritten behind the service's back: its contact ledger reads it afresh.
+    side.service.ledger.forget(cid)
     facts = scenario.facts.model_copy(update={"segments": segments})
     side.profile.down = scenario.profile_down
     side.profile.people = {cid: ProfileView(facts, scenario.consents, scenario.personalised)}

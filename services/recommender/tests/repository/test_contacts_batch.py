@@ -98,3 +98,35 @@ def test_contact_windows_read_many_customers_at_once(database: Database) -> None
         assert repository.contact_windows([], since, NOW) == {}
     assert windows["C2"].cooldowns == {"P9": NOW + timedelta(days=6)}
     assert windows["C9"].decisions == []
+
+
+def test_settle_refuses_a_slot_whose_offer_is_cooling_and_returns_the_stored_windows(
+    database: Database,
+) -> None:
+    """The decision path's settlement: a cool-down the decision did not know of records nothing for
+    that slot (the decision is made again); the other slots are settled as ``reserve_many`` does,
+    and the windows handed back are the customers' histories after the batch."""
+    _history(ContactService(database, POLICY))
+    with database.session() as session:
+        ContactRepository(session).start_cooldown(
+            "C2", "P2", NOW + timedelta(days=7), reason="dismissed", decision_id=None
+        )
+    slots = [
+        SlotRequest("C2", "app", NOW, "d1"),  # offers P2, dismissed meanwhile
+        SlotRequest("C2", "app", NOW, "d2"),  # offers P5: granted (third app decision today)
+        SlotRequest("C3", "sms", NOW, "d3"),
+    ]
+    caps = [POLICY.caps()] * 3
+    with database.session() as session:
+        got, windows = ContactRepository(session).settle(slots, caps, [("P2", "P7"), ("P5",), ("P1",)])
+    assert got[0] == Reservation(granted=False, blocked_by=(), counts={}, cooling=("P2",))
+    assert got[1].granted
+    assert got[1].counts["cap_daily_channel"] == 2
+    assert got[2].granted
+    assert sorted(windows) == ["C2", "C3"]
+    assert [c for c, _ in windows["C2"].decisions] == ["app", "app", "app"]
+    assert windows["C2"].cooldowns == {"P2": NOW + timedelta(days=7)}
+    assert windows["C3"].decisions == [("sms", NOW)]
+    service = ContactService(database, POLICY)
+    assert len(service.state("C2", NOW).contacts) == 3  # d1 recorded nothing
+    assert len(service.state("C3", NOW).contacts) == 1

@@ -7,12 +7,18 @@ import threading
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from qianmian_core.db import Database
 from recommender.database import open_database
 from recommender.repository import AuditRecord, AuditRepository, NotPseudonymousError
-from recommender.service.audit import AuditSaturatedError, AuditUnavailableError, GroupCommitAuditWriter
+from recommender.service.audit import (
+    AuditSaturatedError,
+    AuditUnavailableError,
+    GroupCommitAuditWriter,
+    Settled,
+)
 from recommender.service.metrics import AUDIT_WRITE_FAILURES
 
 T0 = datetime(2025, 6, 30, 4, 0, tzinfo=UTC)
@@ -111,9 +117,9 @@ def test_a_full_queue_is_refused_at_once(database: Database, monkeypatch: pytest
     writer = GroupCommitAuditWriter(database, max_batch=1, max_wait_ms=0, max_queue=4)
     commit = writer._commit
 
-    def stalled(records: Sequence[AuditRecord]) -> None:
+    def stalled(batch: Sequence[Any]) -> list[Settled]:
         gate.wait(10)  # a database that stopped answering
-        commit(records)
+        return commit(batch)
 
     monkeypatch.setattr(writer, "_commit", stalled)
 

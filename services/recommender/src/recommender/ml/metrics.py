@@ -108,3 +108,70 @@ def ranking_metrics(
         novelty=novelty,
         popularity_bias=popularity_bias,
     )
+
+
+def average_precision(recommended: I64, relevant: Bool, k: int) -> NDArray[np.float64]:
+    """AP@k of each customer: ``sum_i P@i · rel_i / min(|relevant|, k)``; 0 with nothing relevant.
+
+    The Kaggle Santander Product Recommendation definition (and :func:`ranking_metrics`' MAP term).
+    """
+    recommended = np.asarray(recommended, dtype=np.int64)[:, :k]
+    valid = recommended >= 0
+    hits = np.take_along_axis(relevant, np.where(valid, recommended, 0), axis=1) & valid
+    ranks = np.arange(1, hits.shape[1] + 1, dtype=np.float64)
+    precision_at_i = np.cumsum(hits, axis=1) / ranks
+    n_relevant = relevant.sum(axis=1).astype(np.float64)
+    total = (precision_at_i * hits).sum(axis=1)
+    ap: NDArray[np.float64] = np.divide(
+        total, np.minimum(n_relevant, k), out=np.zeros_like(total), where=n_relevant > 0
+    )
+    return ap
+
+
+@dataclass(frozen=True)
+class NextProductMetrics:
+    """The "next product added" task at cut-off ``k`` (Santander's MAP@7 convention).
+
+    ``map``: mean AP@k over *every* customer of the test month (``customers``), a customer who
+    added nothing scoring 0, as the competition scored; ``map_adders``: the same over the
+    ``adders`` only (= ``map × customers / adders``); ``ndcg`` and ``recall`` over adders.
+    """
+
+    k: int
+    customers: int
+    adders: int
+    map: float
+    map_adders: float
+    ndcg: float
+    recall: float
+
+    def as_dict(self) -> dict[str, float | int]:
+        """Plain dict for JSON and tables."""
+        return asdict(self)
+
+
+def next_product_metrics(
+    recommended: I64, relevant: Bool, k: int, *, customers: int | None = None
+) -> NextProductMetrics:
+    """Metrics of lists for the test month's customers.
+
+    Rows of ``recommended``/``relevant`` may be all test customers or only those who added
+    something (the others score 0 whatever their list); ``customers`` is the whole test population
+    (default: the number of rows).
+    """
+    population = recommended.shape[0] if customers is None else customers
+    ap = average_precision(recommended, relevant, k)
+    adders = relevant.any(axis=1)
+    count = int(adders.sum())
+    if population < count:
+        raise ValueError("customers must count every row with a relevant product")
+    ranked = ranking_metrics(recommended[adders], relevant[adders], k)
+    return NextProductMetrics(
+        k=k,
+        customers=population,
+        adders=count,
+        map=float(ap.sum() / population) if population else 0.0,
+        map_adders=float(ap[adders].mean()) if count else 0.0,
+        ndcg=ranked.ndcg,
+        recall=ranked.recall,
+    )

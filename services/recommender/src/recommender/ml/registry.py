@@ -7,6 +7,12 @@ directory with the store's own tools, or add a backend behind :class:`ModelRegis
                                      git revision, created time, catalogue ids + hash, status
     <root>/<version>/arrays.npz      factors, biases, embeddings, seen items (allow_pickle=False)
 
+Second-stage models (the LightGBM ranker, ``recommender.ml.ranker``) are *artifacts*: the same
+manifest plus their own text files (``model.txt``, LightGBM's text format) instead of arrays; they
+are registered with :meth:`ModelRegistry.register_artifact`, read with
+:meth:`ModelRegistry.read_artifact`, and never returned by :meth:`ModelRegistry.newest_approved`
+unless asked for by type (the candidate-model holder must not pick up a ranker).
+
 No pickles anywhere: loading never executes code from the registry.
 """
 
@@ -15,8 +21,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import subprocess
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -29,6 +36,9 @@ from recommender.ml.models import MODEL_TYPES, Recommender
 
 FORMAT_VERSION: Final = 1
 Status = Literal["candidate", "approved", "retired"]
+#: Model types stored as artifacts (text files + manifest), not as :class:`Recommender` arrays.
+ARTIFACT_TYPES: Final = frozenset({"lightgbm_ranker"})
+_SAFE_NAME: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 
 
 class RegistryError(Exception):
@@ -222,16 +232,74 @@ class ModelRegistry:
         ]
         return sorted(found, key=lambda m: (m.created_at, m.version))
 
-    def newest_approved(self) -> Manifest | None:
-        """The approved version created last, or None."""
-        approved = [m for m in self.versions() if m.status == "approved"]
+    def newest_approved(self, model_types: Collection[str] | None = None) -> Manifest | None:
+        """The approved version created last among ``model_types`` (default: the candidate models
+        of :data:`MODEL_TYPES`, never an artifact such as the ranker), or None."""
+        wanted = set(MODEL_TYPES) if model_types is None else set(model_types)
+        approved = [m for m in self.versions() if m.status == "approved" and m.model_type in wanted]
         return approved[-1] if approved else None
+
+    # -- artifacts: second-stage models saved as their own text files -----------------------------
+
+    def register_artifact(
+        self,
+        model_type: str,
+        files: Mapping[str, str],
+        *,
+        product_ids: Sequence[str],
+        hyper_parameters: Mapping[str, Any],
+        data_window: Mapping[str, Any],
+        metrics: Mapping[str, Any] | None = None,
+        state: Mapping[str, Any] | None = None,
+        status: Status = "candidate",
+        created_at: datetime | None = None,
+    ) -> Manifest:
+        """Write a new version of an artifact model: ``files`` (name -> text) and the manifest."""
+        if model_type not in ARTIFACT_TYPES:
+            raise RegistryError(f"model type {model_type!r} is not an artifact type")
+        bad = [name for name in files if not _SAFE_NAME.fullmatch(name) or name == "manifest.json"]
+        if bad:
+            raise RegistryError(f"artifact file names must be plain names, got {bad}")
+        created = created_at or datetime.now(UTC)
+        version = f"{created:%Y%m%dT%H%M%S%f}Z-{model_type}"
+        manifest = Manifest(
+            version=version,
+            model_type=model_type,
+            status=status,
+            created_at=created.isoformat(),
+            git_revision=git_revision(),
+            hyper_parameters=dict(hyper_parameters),
+            data_window=dict(data_window),
+            metrics=dict(metrics or {}),
+            catalogue_hash=catalogue_hash(list(product_ids)),
+            product_ids=list(product_ids),
+            customer_ids=[],
+            state={**dict(state or {}), "files": sorted(files)},
+        )
+        folder = self.root / version
+        folder.mkdir(parents=True, exist_ok=False)
+        for name, text in files.items():
+            (folder / name).write_text(text, encoding="utf-8")
+        self._write_manifest(folder, manifest)
+        return manifest
+
+    def read_artifact(self, version: str, name: str) -> str:
+        """The text of one file of an artifact version."""
+        manifest = self.manifest(version)
+        if name not in manifest.state.get("files", []):
+            raise RegistryError(f"model {version} has no file {name!r}")
+        return (self.root / version / name).read_text(encoding="utf-8")
 
     def load(self, version: str, *, catalogue: Sequence[str] | None = None) -> LoadedModel:
         """Load one version; with ``catalogue`` (current product ids), refuse a mismatch."""
         manifest = self.manifest(version)
         if catalogue is not None:
             check_catalogue(manifest, catalogue)
+        if manifest.model_type in ARTIFACT_TYPES:
+            raise RegistryError(
+                f"model {version} is a {manifest.model_type} artifact: load it with its own loader "
+                "(recommender.ml.ranker.load_ranker)"
+            )
         cls = MODEL_TYPES.get(manifest.model_type)
         if cls is None:
             raise RegistryError(f"model {version}: unknown model type {manifest.model_type!r}")

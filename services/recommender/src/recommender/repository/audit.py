@@ -53,10 +53,7 @@ class AuditRecord:
 
     def prepared(self) -> AuditRecord:
         """The record as it will be stored: identifiers checked and masked, JSON normalised."""
-        if mask_text(self.customer_id) != self.customer_id:
-            raise NotPseudonymousError(
-                "customer_id looks like a personal identifier; use the pseudonymous id"
-            )
+        check_customer_id(self.customer_id)
         if self.created_at.tzinfo is None:
             raise ValueError("created_at must carry a time zone")
         return replace(
@@ -74,6 +71,12 @@ class AuditRecord:
         """Column values of the ``decisions`` row (the JSON parts by reference: ``dataclasses.asdict``
         deep-copies them, which cost more than the rest of writing a record)."""
         return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+def check_customer_id(customer_id: str) -> None:
+    """Raise :class:`NotPseudonymousError` when ``customer_id`` looks like a personal identifier."""
+    if mask_text(customer_id) != customer_id:
+        raise NotPseudonymousError("customer_id looks like a personal identifier; use the pseudonymous id")
 
 
 def _json(value: Any, *, mask: bool = True) -> Any:

@@ -50,6 +50,9 @@ class Reservation:
     blocked_by: tuple[str, ...]
     #: Decisions already in each cap's window before this one (by cap code; the fullest of a code).
     counts: dict[str, int]
+    #: Offered products under a cool-down the decision did not know of (:meth:`ContactRepository.settle`):
+    #: nothing was recorded and the decision must be made again.
+    cooling: tuple[str, ...] = ()
 
 
 def _applies(cap: CapLike, channel: str) -> bool:
@@ -176,8 +179,26 @@ class ContactRepository:
         the next slot of the same customer is checked. Must run in a transaction that commits right
         after, as ``reserve``.
         """
+        return self.settle(slots, [caps] * len(slots))[0]
+
+    def settle(
+        self,
+        slots: Sequence[SlotRequest],
+        caps: Sequence[Sequence[CapLike]],
+        offered: Sequence[Sequence[str]] | None = None,
+    ) -> tuple[list[Reservation], dict[str, ContactWindow]]:
+        """Take many slots at once, each under its own caps, and also check cool-downs: the decision
+        path's group commit (and :meth:`reserve_many`).
+
+        ``offered[i]``: the products slot ``i``'s decision offers. One that is under a cool-down now
+        (started after the decision read the customer's state, e.g. a dismiss on another replica)
+        makes the answer ``cooling``: nothing is recorded for that slot and the decision is made
+        again. Returns one reservation per slot and every customer's window after the batch
+        (decisions since the longest cap window before the earliest slot, cool-downs running then),
+        which callers keep as the customer's authoritative contact state.
+        """
         if not slots:
-            return []
+            return [], {}
         ids = sorted({slot.customer_id for slot in slots})
         create = dialect_insert(self.session, ContactCounter).on_conflict_do_nothing(
             index_elements=["customer_id"]
@@ -191,16 +212,22 @@ class ContactRepository:
             .order_by(ContactCounter.customer_id)
             .with_for_update()
         ).all()
-        histories: dict[str, list[tuple[str, datetime]]] = {}
-        if caps:
-            since = min(slot.at for slot in slots) - max(cap.window for cap in caps)
-            histories = {cid: w.decisions for cid, w in self.contact_windows(ids, since, None).items()}
+        earliest = min(slot.at for slot in slots)
+        windows_needed = [cap.window for slot_caps in caps for cap in slot_caps]
+        since = earliest - max(windows_needed, default=timedelta(0))
+        windows = self.contact_windows(ids, since, earliest if offered is not None else None)
         events: list[dict[str, object]] = []
         taken: dict[str, tuple[int, datetime]] = {}
         out: list[Reservation] = []
-        for slot in slots:
-            applicable = [cap for cap in caps if _applies(cap, slot.channel)]
-            history = histories.setdefault(slot.customer_id, [])
+        for i, slot in enumerate(slots):
+            window = windows[slot.customer_id]
+            if offered is not None:
+                cooling = tuple(p for p in offered[i] if window.cooldowns.get(p, slot.at) > slot.at)
+                if cooling:
+                    out.append(Reservation(granted=False, blocked_by=(), counts={}, cooling=cooling))
+                    continue
+            applicable = [cap for cap in caps[i] if _applies(cap, slot.channel)]
+            history = window.decisions
             blocked, counts = _full_windows(history, applicable, slot.at)
             if blocked:
                 out.append(Reservation(granted=False, blocked_by=blocked, counts=counts))
@@ -229,7 +256,7 @@ class ContactRepository:
                 ),
                 [{"b_customer_id": c, "b_taken": n, "b_at": at} for c, (n, at) in taken.items()],
             )
-        return out
+        return out, windows
 
     def contact_windows(
         self, customer_ids: Sequence[str], since: datetime, at: datetime | None

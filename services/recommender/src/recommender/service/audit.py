@@ -7,6 +7,13 @@ serving. Every waiter's future resolves only after that transaction has committe
 decision always has a durable audit record; many concurrent decisions share one commit (and one
 fsync), which is what makes auditing every decision affordable.
 
+A decision that offers something also claims its contact slot in the same transaction
+(:meth:`GroupCommitAuditWriter.write_decision`): the batch's slots are settled against the contact
+history under row locks (:meth:`~recommender.repository.contacts.ContactRepository.settle`), each
+decision's record is then built from its slot's outcome (a full cap empties the answer), and the
+records and the granted slots commit together. So a slot is never taken without its audit record,
+and the decision path pays one transaction per batch instead of one per decision.
+
 Failures are loud and fast: if the commit fails every waiter of the batch gets
 :class:`AuditUnavailableError` (the API answers 503, never an unaudited decision) and
 ``qianmian_audit_write_failures_total`` counts the lost records; if the queue is full the request is
@@ -17,13 +24,22 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from qianmian_core.db import Database
 from qianmian_core.logging import get_logger
+from sqlalchemy.orm import Session
 
-from recommender.repository.audit import AuditRecord, AuditRepository
+from recommender.repository.audit import AuditRecord, AuditRepository, check_customer_id
+from recommender.repository.contacts import (
+    CapLike,
+    ContactRepository,
+    ContactWindow,
+    Reservation,
+    SlotRequest,
+)
 from recommender.service.metrics import AUDIT_WRITE_FAILURES
 
 log = get_logger(__name__)
@@ -50,9 +66,46 @@ class GroupCommitStats:
 
 
 @dataclass(frozen=True, slots=True)
+class SlotClaim:
+    """A decision's contact slot, settled in its audit record's transaction."""
+
+    slot: SlotRequest
+    #: The caps of the decision's contact policy (the ones that apply to the channel are checked).
+    caps: tuple[CapLike, ...]
+    #: The products the decision offers: one under a cool-down now makes the decision be made again.
+    offered: tuple[str, ...]
+
+
+#: Builds a decision's audit record and answer from its slot's outcome (None: no slot was claimed).
+#: Runs in the writer's thread inside the batch's transaction, so it must be quick and pure.
+RecordBuilder = Callable[[Reservation | None], tuple[AuditRecord, Any]]
+
+
+@dataclass(frozen=True, slots=True)
+class Settled:
+    """What :meth:`GroupCommitAuditWriter.write_decision` made durable."""
+
+    #: The record as stored; None when the claim met a cool-down the decision did not know of:
+    #: then nothing was written and the decision must be made again.
+    record: AuditRecord | None
+    #: The builder's answer (None with ``record``).
+    answer: Any
+    reservation: Reservation | None
+    #: The customer's contact window as stored after the batch (claims only).
+    window: ContactWindow | None
+
+
+#: Writes what belongs with a decision's record (e.g. its experiment exposure) in the record's
+#: transaction, given the builder's answer; runs only when the record is written.
+AlsoWrite = Callable[[Session, Any], None]
+
+
+@dataclass(frozen=True, slots=True)
 class _Pending:
-    record: AuditRecord
-    done: asyncio.Future[AuditRecord]
+    build: RecordBuilder
+    claim: SlotClaim | None
+    done: asyncio.Future[Settled]
+    also: AlsoWrite | None = None
 
 
 class GroupCommitAuditWriter:
@@ -106,10 +159,33 @@ class GroupCommitAuditWriter:
         personal identifier, and :class:`AuditUnavailableError` when it cannot be made durable.
         """
         prepared = record.prepared()
+        settled = await self._enqueue(lambda _: (prepared, None), None)
+        assert settled.record is not None, "a record without a claim is always written"
+        return settled.record
+
+    async def write_decision(
+        self,
+        customer_id: str,
+        build: RecordBuilder,
+        claim: SlotClaim | None,
+        *,
+        on_written: AlsoWrite | None = None,
+    ) -> Settled:
+        """Settle ``claim`` (if any), then make the record ``build`` makes from its outcome durable.
+
+        ``customer_id`` is checked first (:class:`~recommender.repository.audit.NotPseudonymousError`).
+        Raises :class:`AuditUnavailableError` when the batch cannot be made durable.
+        """
+        check_customer_id(customer_id)
+        return await self._enqueue(build, claim, on_written)
+
+    async def _enqueue(
+        self, build: RecordBuilder, claim: SlotClaim | None, also: AlsoWrite | None = None
+    ) -> Settled:
         queue = self._queue
         if queue is None or not self.running:
             raise AuditUnavailableError("the audit writer is not running")
-        pending = _Pending(prepared, asyncio.get_running_loop().create_future())
+        pending = _Pending(build, claim, asyncio.get_running_loop().create_future(), also)
         try:
             queue.put_nowait(pending)
         except asyncio.QueueFull:
@@ -143,9 +219,10 @@ class GroupCommitAuditWriter:
                     queue.task_done()
 
     async def _flush(self, batch: Sequence[_Pending]) -> None:
-        records = [p.record for p in batch]
         try:
-            await asyncio.to_thread(self._commit, records)
+            results = await asyncio.to_thread(self._commit, batch)
+            if len(results) != len(batch):
+                raise RuntimeError(f"{len(results)} outcomes for a batch of {len(batch)}")
         except Exception as exc:
             self.stats.failed_batches += 1
             AUDIT_WRITE_FAILURES.inc(len(batch))
@@ -154,13 +231,43 @@ class GroupCommitAuditWriter:
                 if not p.done.done():
                     p.done.set_exception(AuditUnavailableError("the audit store did not accept the record"))
             return
+        written = sum(r.record is not None for r in results)
         self.stats.batches += 1
-        self.stats.records += len(batch)
-        self.stats.largest_batch = max(self.stats.largest_batch, len(batch))
-        for p in batch:
+        self.stats.records += written
+        self.stats.largest_batch = max(self.stats.largest_batch, written)
+        for p, result in zip(batch, results, strict=True):
             if not p.done.done():
-                p.done.set_result(p.record)
+                p.done.set_result(result)
 
-    def _commit(self, records: Sequence[AuditRecord]) -> None:
+    def _commit(self, batch: Sequence[_Pending]) -> list[Settled]:
+        """One transaction: settle the batch's slots, build and insert its records."""
         with self.database.session() as session:
+            claimed = [(i, p.claim) for i, p in enumerate(batch) if p.claim is not None]
+            outcomes: dict[int, tuple[Reservation, ContactWindow]] = {}
+            if claimed:
+                reservations, windows = ContactRepository(session).settle(
+                    [c.slot for _, c in claimed],
+                    [c.caps for _, c in claimed],
+                    [c.offered for _, c in claimed],
+                )
+                for (i, claim), slot_outcome in zip(claimed, reservations, strict=True):
+                    outcomes[i] = (slot_outcome, windows[claim.slot.customer_id])
+            results: list[Settled] = []
+            records: list[AuditRecord] = []
+            for i, p in enumerate(batch):
+                reservation: Reservation | None = None
+                window: ContactWindow | None = None
+                if i in outcomes:
+                    reservation, window = outcomes[i]
+                if reservation is not None and reservation.cooling:
+                    results.append(Settled(None, None, reservation, window))
+                    continue
+                record, answer = p.build(reservation)
+                record = record.prepared()
+                records.append(record)
+                results.append(Settled(record, answer, reservation, window))
             AuditRepository(session).append_many(records)
+            for p, result in zip(batch, results, strict=True):
+                if p.also is not None and result.record is not None:
+                    p.also(session, result.answer)
+        return results

@@ -50,7 +50,7 @@ from qianmian_rules import MomentType
 
 from recommender.ml.models.popularity import SegmentPopularityRecommender
 from recommender.ml.registry import LoadedModel
-from recommender.service.holder import ModelHolder
+from recommender.service.holder import ModelHolder, PinnedModel
 from recommender.service.hub_cache import CatalogueProduct
 from recommender.service.policies import GlobalPopularity, Mode
 
@@ -320,21 +320,68 @@ def non_personalised_candidates(
     return merge.result()
 
 
+#: Customers whose CF top-k a generator keeps (about 2 KB each).
+CF_CACHE_MAX_CUSTOMERS: Final = 100_000
+
+CfKey = tuple[str, tuple[str, ...]]
+
+
+class CfTopCache:
+    """Customers' CF top-k per served model.
+
+    A customer's top-k depends only on the model and, for a cold customer, the feature tokens (the
+    key): it is scored once per model, not per decision (the model call was ~8% of a decision). The
+    last few models keep their entries (experiment arms serve several at once); the oldest entries
+    of a model go first beyond ``max_customers``.
+    """
+
+    MODELS = 4
+
+    def __init__(self, max_customers: int = CF_CACHE_MAX_CUSTOMERS) -> None:
+        self.max_customers = max_customers
+        self._models: dict[int, tuple[object, dict[CfKey, list[tuple[str, float]]]]] = {}
+
+    def __len__(self) -> int:
+        return sum(len(top) for _, top in self._models.values())
+
+    def _of(self, model: object) -> dict[CfKey, list[tuple[str, float]]]:
+        held = self._models.get(id(model))
+        if held is not None and held[0] is model:
+            return held[1]
+        while len(self._models) >= self.MODELS:
+            del self._models[next(iter(self._models))]
+        top: dict[CfKey, list[tuple[str, float]]] = {}
+        self._models[id(model)] = (model, top)
+        return top
+
+    def get(self, model: object, key: CfKey) -> list[tuple[str, float]] | None:
+        return self._of(model).get(key)
+
+    def put(self, model: object, key: CfKey, top: list[tuple[str, float]]) -> None:
+        entries = self._of(model)
+        if len(entries) >= self.max_customers:
+            del entries[next(iter(entries))]  # the oldest entry
+        entries[key] = top
+
+
 class CandidateGenerator:
     """Builds the candidate set of one decision from the model, the moment rules and popularity."""
 
     def __init__(
         self,
-        holder: ModelHolder | None,
+        holder: ModelHolder | PinnedModel | None,
         popularity: SegmentPopularity,
         *,
         rules: Sequence[MomentRule] = MOMENT_RULES,
         config: CandidateConfig | None = None,
+        cf_cache: CfTopCache | None = None,
     ) -> None:
         self.holder = holder
         self.popularity = popularity
         self.rules = tuple(rules)
         self.config = config or CandidateConfig()
+        self.cf_cache = cf_cache if cf_cache is not None else CfTopCache()
+        self._segment_top: dict[frozenset[str], list[tuple[str, float]]] = {}
 
     def generate(
         self,
@@ -366,10 +413,13 @@ class CandidateGenerator:
                 moment=rule.moment.value,
                 right_type=rule.right_type,
             )
-        ranked = sorted(
-            ((pid, s) for pid, s in self.popularity.scores(customer.segments).items() if pid in products),
-            key=lambda ps: (-ps[1], ps[0]),
-        )[: self.config.popularity_top_k]
+        segments = frozenset(customer.segments)
+        ordered = self._segment_top.get(segments)
+        if ordered is None:
+            ordered = sorted(self.popularity.scores(segments).items(), key=lambda ps: (-ps[1], ps[0]))
+            if len(self._segment_top) < CF_CACHE_MAX_CUSTOMERS:
+                self._segment_top[segments] = ordered
+        ranked = [(pid, s) for pid, s in ordered if pid in products][: self.config.popularity_top_k]
         for pid, score in _scaled(ranked):
             merge.add(products[pid], score * self.config.popularity_weight, "popularity:segment")
         return CandidateSet(merge.result(), version, skipped)
@@ -419,16 +469,21 @@ class CandidateGenerator:
         if not warm and loaded.manifest.model_type != COLD_START_MODEL:
             return version, "cold_customer"
         top = cf.top.get(customer.customer_id) if cf is not None and cf.loaded is loaded else None
-        try:
-            if top is None:
-                (top,) = model.recommend(
+        key = (customer.customer_id, () if warm else tuple(customer.tokens))
+        if top is None:
+            top = self.cf_cache.get(loaded, key)
+        if top is None:
+            try:
+                (scored,) = model.recommend(
                     [customer.customer_id],
                     self.config.cf_top_k,
                     customer_tokens=None if warm else [list(customer.tokens)],
                 )
-        except Exception as exc:  # a broken model must not fail the decision: popularity serves
-            log.error("cf_scoring_failed", version=version, error_type=type(exc).__name__)
-            return version, "model_error"
+            except Exception as exc:  # a broken model must not fail the decision: popularity serves
+                log.error("cf_scoring_failed", version=version, error_type=type(exc).__name__)
+                return version, "model_error"
+            top = list(scored)
+            self.cf_cache.put(loaded, key, top)
         source = f"cf:{loaded.manifest.model_type}"
         for pid, score in _cf_scaled([(p, s) for p, s in top if p in products]):
             merge.add(products[pid], score, source, reason="cf_similar_customers")

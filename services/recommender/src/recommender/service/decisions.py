@@ -26,7 +26,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from types import MappingProxyType
 from typing import Any, Final
@@ -38,21 +38,42 @@ from qianmian_core.logging import get_logger
 from qianmian_rules import MOMENT_TYPES, CustomerFacts
 from qianmian_rules.placeholders import customer_values, fill, product_values
 from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session
 
+from recommender.experiments.definition import ArmChanges
 from recommender.ml.data import serving_feature_tokens
 from recommender.repository.audit import AuditRecord, AuditRepository
+from recommender.repository.contacts import Reservation, SlotRequest
+from recommender.repository.experiments import ExperimentRepository
 from recommender.service.arbitration import ArbitrationConfig
-from recommender.service.audit import AuditUnavailableError, GroupCommitAuditWriter
-from recommender.service.candidates import Candidate, CandidateGenerator, CustomerSignals, popularity_for
+from recommender.service.audit import AuditUnavailableError, GroupCommitAuditWriter, SlotClaim
+from recommender.service.candidates import (
+    Candidate,
+    CandidateGenerator,
+    CandidateSet,
+    CfTopCache,
+    CustomerSignals,
+    popularity_for,
+)
+from recommender.service.contact_ledger import ContactLedger
 from recommender.service.contacts import ContactService
-from recommender.service.context import CustomerContextSource, FeatureSnapshot
-from recommender.service.holder import ModelHolder
+from recommender.service.context import CustomerContextSource, CustomerContextView, FeatureSnapshot
+from recommender.service.experiments import ExperimentService
+from recommender.service.holder import ModelHolder, PinnedModel, PinnedModelError
 from recommender.service.hub_cache import CatalogueProduct, ContentEntry, HubCache, RightEntry
 from recommender.service.metrics import record_policy_blocks
-from recommender.service.pipeline import OfferParts, bundles, context_to_json, rank, without_offers
+from recommender.service.pipeline import (
+    OfferParts,
+    PipelineOutcome,
+    bundles,
+    context_to_json,
+    rank,
+    without_offers,
+)
 from recommender.service.policies import (
     CHANNELS,
     ContactPolicy,
+    ContactState,
     CustomerContext,
     DecisionRequest,
     Mode,
@@ -81,6 +102,13 @@ FALLBACK_REASONS: Final[tuple[str, ...]] = (
 )
 for _reason in FALLBACK_REASONS:
     DECISION_FALLBACKS.labels(reason=_reason)
+
+DECISION_RETRIES: Final = Counter(
+    "qianmian_decision_retries_total",
+    "Decisions made again because a cool-down started while they were being made",
+)
+#: How many times a decision is made before giving up on a customer whose cool-downs keep changing.
+MAX_ATTEMPTS: Final = 3
 
 #: A moment from the customer's activity features triggers rules for this long after it happened.
 DEFAULT_MOMENT_WINDOW: Final = timedelta(days=7)
@@ -172,6 +200,72 @@ def _pick_right(
     return None, None
 
 
+#: The experiment id and arm of the global holdout's decisions.
+HOLDOUT: Final = "holdout"
+
+EXPERIMENT_ARM_FAILURES: Final = Counter(
+    "qianmian_experiment_arm_failures_total",
+    "Decisions served by production because their experiment arm could not be (e.g. its model version "
+    "is not approved)",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Variant:
+    """How a decision is made: production, or an experiment arm's changes applied to it."""
+
+    model: ModelHolder | PinnedModel | None
+    arbitration: ArbitrationConfig
+    arbitration_json: dict[str, Any]
+    no_rights: bool = False
+    content_id: str | None = None
+    #: The arm's changes as defined (empty for production).
+    changes: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class ExperimentPlan:
+    """The customer's arm in the experiment that shapes the decision, and every arm's variant."""
+
+    experiment_id: str
+    arm: str
+    variants: Mapping[str, Variant]
+    #: The customer's arms in other layers' experiments (recorded, not applied).
+    others: tuple[dict[str, str], ...] = ()
+
+
+#: The global holdout: no personalised marketing, no experiment.
+HOLDOUT_PLAN: Final = ExperimentPlan(experiment_id=HOLDOUT, arm=HOLDOUT, variants=MappingProxyType({}))
+
+
+@dataclass(frozen=True, slots=True)
+class _Run:
+    """One pass of the pipeline for one variant."""
+
+    mode: Mode
+    degraded: list[str]
+    context: CustomerContext
+    catalogue: Mapping[str, CatalogueProduct]
+    signals: CustomerSignals
+    moment: str | None
+    moment_source: str | None
+    candidate_set: CandidateSet
+    parts: dict[str, OfferParts]
+    outcome: PipelineOutcome
+    personalised: bool
+
+
+def _served(run: _Run) -> list[list[str | None]]:
+    """What a run would serve: product, content and right of each ranked offer, in order."""
+    out: list[list[str | None]] = []
+    for offer in run.outcome.arbitration.ranked:
+        part = run.parts[offer.product_id]
+        content = part.content["id"] if part.content is not None else None
+        right = part.right["id"] if part.right is not None and part.right_affordable else None
+        out.append([offer.product_id, content, right])
+    return out
+
+
 class DecisionService:
     """Builds, audits and returns decisions."""
 
@@ -186,6 +280,7 @@ class DecisionService:
         contact_policy: ContactPolicy | None = None,
         arbitration: ArbitrationConfig | None = None,
         moment_window: timedelta = DEFAULT_MOMENT_WINDOW,
+        experiments: ExperimentService | None = None,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self.database = database
@@ -195,20 +290,35 @@ class DecisionService:
         self.holder = holder
         self.contact_policy = contact_policy or ContactPolicy()
         self.contacts = ContactService(database, self.contact_policy)
+        self.ledger = ContactLedger(database, self.contact_policy)
         self.arbitration = arbitration or ArbitrationConfig()
+        self._caps = self.contact_policy.caps()
+        self._policy_json = self.contact_policy.model_dump(mode="json")
+        self._arbitration_json = self.arbitration.model_dump(mode="json")
+        self._production = Variant(
+            model=holder, arbitration=self.arbitration, arbitration_json=self._arbitration_json
+        )
         self.moment_window = moment_window
         self.now = now
         self.snapshots = SnapshotStore(database)
-        self._generator: tuple[object, object, CandidateGenerator] | None = None
+        self.experiments = experiments
+        self._generators: dict[tuple[int, int, int], tuple[object, object, CandidateGenerator]] = {}
+        self._variants: dict[tuple[str, str], tuple[ArmChanges, Variant]] = {}
+        self.cf_cache = CfTopCache()
 
-    def _candidate_generator(self, catalogue: Mapping[str, CatalogueProduct]) -> CandidateGenerator:
-        """One generator per (served model, catalogue snapshot): popularity is built once, not per call."""
-        loaded = self.holder.current if self.holder is not None else None
-        cached = self._generator
+    def _candidate_generator(
+        self, catalogue: Mapping[str, CatalogueProduct], model: ModelHolder | PinnedModel | None
+    ) -> CandidateGenerator:
+        """One generator per (model, catalogue snapshot): popularity is built once, not per call."""
+        loaded = model.current if model is not None else None
+        key = (id(model), id(loaded), id(catalogue))
+        cached = self._generators.get(key)
         if cached is not None and cached[0] is loaded and cached[1] is catalogue:
             return cached[2]
-        generator = CandidateGenerator(self.holder, popularity_for(loaded, catalogue))
-        self._generator = (loaded, catalogue, generator)
+        generator = CandidateGenerator(model, popularity_for(loaded, catalogue), cf_cache=self.cf_cache)
+        if len(self._generators) >= 8:
+            self._generators.clear()
+        self._generators[key] = (loaded, catalogue, generator)
         return generator
 
     async def decide(self, request: DecisionInput) -> dict[str, Any]:
@@ -219,25 +329,133 @@ class DecisionService:
             raise ValueError(f"unknown channel {request.channel!r}")
         at = self.now()
         decision_id = f"dec_{uuid.uuid4().hex}"
-
         seen = await self.context.customer(request.customer_id, at)
+        plan = await self._experiment_plan(request, seen)
+        for _ in range(MAX_ATTEMPTS):
+            try:
+                contact_state = await self.ledger.state(request.customer_id, at)
+            except SQLAlchemyError as exc:
+                raise _store_down(exc) from None
+            answer = await self._attempt(request, at, decision_id, seen, contact_state, plan)
+            if answer is not None:
+                return answer
+            # A cool-down started since the ledger was read (a dismiss on another replica): nothing
+            # was written; decide again from the stored state.
+            DECISION_RETRIES.inc()
+            self.ledger.forget(request.customer_id)
+        raise AuditStoreUnavailableError("the customer's contact state kept changing; retry")
+
+    # --- experiments -----------------------------------------------------------------------------
+
+    async def _experiment_plan(
+        self, request: DecisionInput, seen: CustomerContextView
+    ) -> ExperimentPlan | None:
+        """The customer's experiment arm and every arm's variant, or the global holdout, or None.
+
+        Only customers known to profile who allow personalisation take part (an opted-out customer
+        is answered non-personalised whatever the arm). A decision is shaped by one experiment: the
+        first of the customer's arms (layers in name order); the others are recorded in the audit.
+        """
+        experiments = self.experiments
+        view = seen.profile
+        if experiments is None or view is None or not view.personalised:
+            return None
+        try:  # the running experiments, reloaded from the database every few seconds
+            assigner = experiments.assigner()
+        except SQLAlchemyError as exc:
+            raise _store_down(exc) from None
+        if assigner.in_holdout(request.customer_id):
+            return HOLDOUT_PLAN
+        segments = view.facts.segments
+        if not assigner.eligible(request.customer_id, request.channel, segments):
+            return None
+        try:
+            assignments = await asyncio.to_thread(
+                experiments.assign, request.customer_id, request.channel, segments
+            )
+        except SQLAlchemyError as exc:
+            raise _store_down(exc) from None
+        if assignments.holdout:
+            return HOLDOUT_PLAN
+        if not assignments.arms:
+            return None
+        first = sorted(assignments.arms, key=lambda a: a.layer)[0]
+        variants: dict[str, Variant] = {}
+        for arm in experiments.arms_of(first.experiment_id):
+            changes = experiments.arm_changes(first.experiment_id, arm)
+            if changes is None:  # stopped since it was assigned: production serves
+                return None
+            try:
+                variants[arm] = self._variant(first.experiment_id, arm, changes)
+            except PinnedModelError as exc:
+                log.error(
+                    "experiment_arm_unservable", experiment_id=first.experiment_id, arm=arm, error=str(exc)
+                )
+                EXPERIMENT_ARM_FAILURES.inc()
+                return None
+        if first.arm not in variants:
+            return None
+        return ExperimentPlan(
+            experiment_id=first.experiment_id,
+            arm=first.arm,
+            variants=MappingProxyType(variants),
+            others=tuple({"id": a.experiment_id, "arm": a.arm} for a in assignments.arms if a is not first),
+        )
+
+    def _variant(self, experiment_id: str, arm: str, changes: ArmChanges) -> Variant:
+        key = (experiment_id, arm)
+        cached = self._variants.get(key)
+        if cached is not None and cached[0] == changes:
+            return cached[1]
+        arbitration = self.arbitration
+        if changes.arbitration is not None:
+            arbitration = ArbitrationConfig.model_validate({**self._arbitration_json, **changes.arbitration})
+        model: ModelHolder | PinnedModel | None = self.holder
+        if changes.model_version is not None:
+            if self.holder is None:
+                raise PinnedModelError("no model registry is configured")
+            model = self.holder.pinned(changes.model_version)
+        variant = Variant(
+            model=model,
+            arbitration=arbitration,
+            arbitration_json=arbitration.model_dump(mode="json"),
+            no_rights=changes.rights_policy == "no_rights",
+            content_id=changes.content_variant,
+            changes=changes.model_dump(mode="json", exclude_none=True),
+        )
+        if len(self._variants) >= 64:
+            self._variants.clear()
+        self._variants[key] = (changes, variant)
+        return variant
+
+    # --- one decision ----------------------------------------------------------------------------
+
+    def _run(
+        self,
+        request: DecisionInput,
+        at: datetime,
+        seen: CustomerContextView,
+        contact_state: ContactState,
+        variant: Variant,
+        *,
+        holdout: bool,
+    ) -> _Run:
+        """The pure pipeline for one variant: mode, candidates, offer parts, policies, arbitration."""
         view = seen.profile
         degraded: list[str] = list(seen.degraded)
         facts = view.facts if view is not None else UNKNOWN_FACTS
         consents: Mapping[str, bool] = view.consents if view is not None else MappingProxyType({})
         opt_out = view is not None and not view.personalised
         degraded.extend(self.hub_cache.degraded_reasons)
-        if self.holder is None or self.holder.current is None:
+        if variant.model is None or variant.model.current is None:
             degraded.append("model_unavailable")
-
-        try:
-            contact_state = await asyncio.to_thread(self.contacts.state, request.customer_id, at)
-        except SQLAlchemyError as exc:
-            raise _store_down(exc) from None
         context = CustomerContext(
             facts=facts, consents=consents, personalised_opt_out=opt_out, contact=contact_state
         )
-        mode = Mode.NON_PERSONALISED if opt_out else (Mode.FALLBACK if degraded else Mode.PERSONALISED)
+        if opt_out or holdout:
+            mode = Mode.NON_PERSONALISED
+        else:
+            mode = Mode.FALLBACK if degraded else Mode.PERSONALISED
         catalogue = self.hub_cache.catalogue
         moment, moment_source = self._moment(request, seen.features, at)
         signals = CustomerSignals(
@@ -246,14 +464,21 @@ class DecisionService:
             tokens=tuple(serving_feature_tokens(profile_values(seen.features))),
             moment=moment,
         )
-        candidate_set = self._candidate_generator(catalogue).generate(signals, catalogue, mode=mode, at=at)
+        generator = self._candidate_generator(catalogue, variant.model)
+        candidate_set = generator.generate(signals, catalogue, mode=mode, at=at)
         if candidate_set.cf_skipped == "model_error" and mode is Mode.PERSONALISED:
             degraded.append("model_error")
             mode = Mode.FALLBACK
-
         personalised = mode is not Mode.NON_PERSONALISED
         parts = self._offer_parts(
-            candidate_set.candidates, catalogue, request.channel, at, facts, personalised
+            candidate_set.candidates,
+            catalogue,
+            request.channel,
+            at,
+            facts,
+            personalised,
+            no_rights=variant.no_rights,
+            content_id=variant.content_id,
         )
         outcome = rank(
             request=DecisionRequest(channel=request.channel, placement=request.placement, at=at),
@@ -265,90 +490,176 @@ class DecisionService:
             parts=parts,
             catalogue=catalogue,
             contact_policy=self.contact_policy,
-            arbitration=self.arbitration,
+            arbitration=variant.arbitration,
         )
-        record_policy_blocks(outcome.policies)
-        reason_codes = list(outcome.reason_codes)
-        ranked_outcome = outcome
-        reservation_json: dict[str, Any] | None = None
-        if outcome.arbitration.ranked:
-            try:
-                reservation = await asyncio.to_thread(
-                    self.contacts.reserve, request.customer_id, request.channel, at, decision_id=decision_id
-                )
-            except SQLAlchemyError as exc:
-                raise _store_down(exc) from None
-            reservation_json = {
-                "granted": reservation.granted,
-                "blocked_by": list(reservation.blocked_by),
-                "counts": dict(reservation.counts),
+        return _Run(
+            mode=mode,
+            degraded=degraded,
+            context=context,
+            catalogue=catalogue,
+            signals=signals,
+            moment=moment,
+            moment_source=moment_source,
+            candidate_set=candidate_set,
+            parts=parts,
+            outcome=outcome,
+            personalised=personalised,
+        )
+
+    async def _attempt(
+        self,
+        request: DecisionInput,
+        at: datetime,
+        decision_id: str,
+        seen: CustomerContextView,
+        contact_state: ContactState,
+        plan: ExperimentPlan | None,
+    ) -> dict[str, Any] | None:
+        """Make and audit the decision; None when its slot met a cool-down it did not know of."""
+        holdout = plan is HOLDOUT_PLAN
+        variant = plan.variants[plan.arm] if plan is not None and not holdout else self._production
+        run = self._run(request, at, seen, contact_state, variant, holdout=holdout)
+        experiment_json: dict[str, Any] | None = None
+        exposed = False
+        if plan is not None and not holdout:
+            # Exposure only where the arm changed what is served: the other arms' answers, made from
+            # the same inputs, are compared with this one (for control and treatment alike).
+            served = _served(run)
+            counterfactual = {}
+            for arm, other in plan.variants.items():
+                if arm != plan.arm:
+                    counterfactual[arm] = _served(
+                        self._run(request, at, seen, contact_state, other, holdout=False)
+                    )
+            exposed = any(answer != served for answer in counterfactual.values())
+            experiment_json = {
+                "id": plan.experiment_id,
+                "arm": plan.arm,
+                "changes": variant.changes,
+                "served": served,
+                "counterfactual": counterfactual,
+                "exposed": exposed,
+                "other_assignments": list(plan.others),
             }
-            if not reservation.granted:
-                ranked_outcome = without_offers(outcome)
-                reason_codes = ["contact_cap", *reservation.blocked_by]
-        offered = bundles(
-            ranked_outcome, candidate_set.candidates, parts, catalogue, personalised=personalised
+        elif holdout:
+            experiment_json = {"id": HOLDOUT, "arm": HOLDOUT}
+        experiment = None if plan is None else {"id": HOLDOUT if holdout else plan.experiment_id}
+        if experiment is not None:
+            experiment["arm"] = HOLDOUT if holdout or plan is None else plan.arm
+        mode, degraded, outcome, parts = run.mode, run.degraded, run.outcome, run.parts
+        candidate_set, catalogue, personalised = run.candidate_set, run.catalogue, run.personalised
+        model_version = candidate_set.model_version if personalised else None
+        snapshot = await self.snapshots.key_of(catalogue)
+        claim = (
+            SlotClaim(
+                slot=SlotRequest(request.customer_id, request.channel, at, decision_id),
+                caps=self._caps,
+                offered=tuple(o.product_id for o in outcome.arbitration.ranked),
+            )
+            if outcome.arbitration.ranked
+            else None
         )
+
+        def build(reservation: Reservation | None) -> tuple[AuditRecord, dict[str, Any]]:
+            # Runs in the audit writer's transaction, once the slot is settled.
+            reason_codes = list(outcome.reason_codes)
+            ranked_outcome = outcome
+            reservation_json: dict[str, Any] | None = None
+            if reservation is not None:
+                reservation_json = {
+                    "granted": reservation.granted,
+                    "blocked_by": list(reservation.blocked_by),
+                    "counts": dict(reservation.counts),
+                }
+                if not reservation.granted:
+                    ranked_outcome = without_offers(outcome)
+                    reason_codes = ["contact_cap", *reservation.blocked_by]
+            if holdout:
+                reason_codes.append("experiment_holdout")
+            offered = bundles(
+                ranked_outcome, candidate_set.candidates, parts, catalogue, personalised=personalised
+            )
+            response: dict[str, Any] = {
+                "decision_id": decision_id,
+                "mode": mode.value,
+                "experiment": experiment,
+                "model_version": model_version,
+                "bundles": offered,
+                "reason_codes": list(dict.fromkeys(reason_codes)),
+                "degraded_reasons": degraded,
+            }
+            verdicts = {v.product.product_id: v for v in outcome.policies.verdicts}
+            candidates_json = [
+                {
+                    **c.as_json(),
+                    **verdicts[c.product_id].as_json(),
+                    "inputs": parts[c.product_id].as_json(),
+                    "arbitration": outcome.arbitration.dropped.get(c.product_id),
+                }
+                for c in candidate_set.candidates
+            ]
+            record = AuditRecord(
+                decision_id=decision_id,
+                created_at=at,
+                customer_id=request.customer_id,
+                channel=request.channel,
+                placement=request.placement,
+                mode=mode.value,
+                model_version=model_version,
+                experiment_id=None if experiment is None else experiment["id"],
+                experiment_arm=None if experiment is None else experiment["arm"],
+                request=request.as_json(),
+                features={
+                    "feast": seen.features.as_json(),
+                    "sources": dict(seen.sources),
+                    "context": context_to_json(run.context),
+                    "personalised": None if seen.profile is None else seen.profile.personalised,
+                    "signals": {
+                        "segments": sorted(run.signals.segments),
+                        "tokens": list(run.signals.tokens),
+                        "moment": run.moment,
+                        "moment_source": run.moment_source,
+                    },
+                    "catalogue_snapshot": snapshot,
+                    "arbitration_config": variant.arbitration_json,
+                    "contact_policy": self._policy_json,
+                    "served_model_version": candidate_set.model_version,
+                    "cf_skipped": candidate_set.cf_skipped,
+                    "contact_reservation": reservation_json,
+                    "experiment": experiment_json,
+                },
+                candidates=candidates_json,
+                response={**response, "ranking": [o.as_json() for o in ranked_outcome.arbitration.ranked]},
+            )
+            return record, response
+
+        def log_exposure(session: Session, answer: Any) -> None:
+            # In the audit record's transaction: an exposure exists exactly when its decision does.
+            if plan is not None and exposed and answer["bundles"]:
+                ExperimentRepository(session).add_exposure(
+                    experiment_id=plan.experiment_id,
+                    arm=plan.arm,
+                    customer_id=request.customer_id,
+                    decision_id=decision_id,
+                    channel=request.channel,
+                    at=at,
+                )
+
+        try:
+            settled = await self.audit.write_decision(
+                request.customer_id, build, claim, on_written=log_exposure if exposed else None
+            )
+        except AuditUnavailableError as exc:
+            raise AuditStoreUnavailableError(str(exc)) from None
+        if settled.window is not None:
+            self.ledger.remember(request.customer_id, settled.window)
+        if settled.record is None:
+            return None
+        record_policy_blocks(outcome.policies)
         if mode is Mode.FALLBACK:
             for reason in degraded:
                 DECISION_FALLBACKS.labels(reason=reason).inc()
-        model_version = candidate_set.model_version if personalised else None
-        response: dict[str, Any] = {
-            "decision_id": decision_id,
-            "mode": mode.value,
-            "experiment": None,
-            "model_version": model_version,
-            "bundles": offered,
-            "reason_codes": list(dict.fromkeys(reason_codes)),
-            "degraded_reasons": degraded,
-        }
-        snapshot = await self.snapshots.key_of(catalogue)
-        verdicts = {v.product.product_id: v for v in outcome.policies.verdicts}
-        candidates_json = [
-            {
-                **c.as_json(),
-                **verdicts[c.product_id].as_json(),
-                "inputs": parts[c.product_id].as_json(),
-                "arbitration": outcome.arbitration.dropped.get(c.product_id),
-            }
-            for c in candidate_set.candidates
-        ]
-        record = AuditRecord(
-            decision_id=decision_id,
-            created_at=at,
-            customer_id=request.customer_id,
-            channel=request.channel,
-            placement=request.placement,
-            mode=mode.value,
-            model_version=model_version,
-            experiment_id=None,
-            experiment_arm=None,
-            request=request.as_json(),
-            features={
-                "feast": seen.features.as_json(),
-                "sources": dict(seen.sources),
-                "context": context_to_json(context),
-                "personalised": None if view is None else view.personalised,
-                "signals": {
-                    "segments": sorted(signals.segments),
-                    "tokens": list(signals.tokens),
-                    "moment": moment,
-                    "moment_source": moment_source,
-                },
-                "catalogue_snapshot": snapshot,
-                "arbitration_config": self.arbitration.model_dump(mode="json"),
-                "contact_policy": self.contact_policy.model_dump(mode="json"),
-                "served_model_version": candidate_set.model_version,
-                "cf_skipped": candidate_set.cf_skipped,
-                "contact_reservation": reservation_json,
-            },
-            candidates=candidates_json,
-            response={**response, "ranking": [o.as_json() for o in ranked_outcome.arbitration.ranked]},
-        )
-        try:
-            await self.audit.write(record)
-        except AuditUnavailableError as exc:
-            raise AuditStoreUnavailableError(str(exc)) from None
+        response: dict[str, Any] = settled.answer
         return response
 
     def _moment(
@@ -374,19 +685,31 @@ class DecisionService:
         at: datetime,
         facts: CustomerFacts,
         personalised: bool,
+        *,
+        no_rights: bool = False,
+        content_id: str | None = None,
     ) -> dict[str, OfferParts]:
-        """Each candidate's best approved content for the channel and its right, from the hub caches."""
+        """Each candidate's best approved content for the channel and its right, from the hub caches.
+
+        ``no_rights``: attach no right (an experiment arm's rights policy); ``content_id``: show that
+        content where it is approved for the product and channel (an arm's content variant).
+        """
         segments = facts.segments if personalised else None
         lifecycle = facts.lifecycle_stage if personalised else None
-        rights = {
-            r.right_id: r
-            for r in self.hub_cache.affordable_rights(at=at, segments=segments, lifecycle_stage=lifecycle)
-        }
+        rights = (
+            {}
+            if no_rights
+            else {
+                r.right_id: r
+                for r in self.hub_cache.affordable_rights(at=at, segments=segments, lifecycle_stage=lifecycle)
+            }
+        )
         parts: dict[str, OfferParts] = {}
         for candidate in candidates:
             contents = self.hub_cache.content_for(candidate.product_id, channel, at=at, segments=segments)
-            content = contents[0] if contents else None
-            right, affordable = _pick_right(content, candidate, rights)
+            chosen = [c for c in contents if c.content_id == content_id] if content_id is not None else []
+            content = chosen[0] if chosen else (contents[0] if contents else None)
+            right, affordable = (None, None) if no_rights else _pick_right(content, candidate, rights)
             parts[candidate.product_id] = OfferParts(
                 content_approved=bool(contents),
                 right_affordable=affordable,

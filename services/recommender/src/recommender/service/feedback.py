@@ -63,6 +63,7 @@ from recommender.models import FEEDBACK_EVENTS, Feedback
 from recommender.repository.audit import AuditRecord, AuditRepository
 from recommender.repository.contacts import ContactRepository
 from recommender.repository.feedback import FeedbackRepository, IdempotencyRepository
+from recommender.service.experiments import ExperimentService
 from recommender.service.grants import GrantRequest, GrantResult, RightsGranter, grant_key
 from recommender.service.metrics import FEEDBACK_EVENTS_TOTAL, RIGHTS_GRANTS_TOTAL
 from recommender.service.policies import ContactPolicy
@@ -160,6 +161,8 @@ class PendingGrant:
 class _Recorded:
     response: StoredResponse
     grant: PendingGrant | None
+    #: The customer whose cool-down this feedback started, if it did.
+    cooled: str | None = None
 
 
 def feedback_json(row: Feedback) -> dict[str, Any]:
@@ -215,6 +218,11 @@ def _store_down(exc: Exception) -> FeedbackStoreUnavailableError:
     return FeedbackStoreUnavailableError("the feedback store is unavailable; retry with the same key")
 
 
+#: Feedback events that count in experiments, by the experiment outcome they are (impressions are the
+#: exposures the decisions log; accept and redeem are steps towards a conversion, not one).
+EXPERIMENT_EVENTS: Final[Mapping[str, str]] = {"click": "click", "convert": "convert"}
+
+
 class FeedbackService:
     """Records feedback idempotently and grants converted rights through rights-hub."""
 
@@ -224,6 +232,8 @@ class FeedbackService:
         database: Database,
         rights: RightsGranter,
         contact_policy: ContactPolicy | None = None,
+        on_cooldown: Callable[[str], None] | None = None,
+        experiments: ExperimentService | None = None,
         max_skew: timedelta = MAX_SKEW,
         max_age: timedelta = MAX_AGE,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
@@ -231,6 +241,10 @@ class FeedbackService:
         self.database = database
         self.rights = rights
         self.policy = contact_policy or ContactPolicy()
+        #: Told the customer id once a dismiss's cool-down is stored (the decisions' contact ledger).
+        self.on_cooldown = on_cooldown
+        #: Clicks and conversions are attributed to the customer's experiment exposures.
+        self.experiments = experiments
         self.max_skew = max_skew
         self.max_age = max_age
         self.now = now
@@ -243,6 +257,8 @@ class FeedbackService:
             raise _store_down(exc) from None
         if not recorded.response.replayed:
             FEEDBACK_EVENTS_TOTAL.labels(event=feedback.event).inc()
+        if recorded.cooled is not None and self.on_cooldown is not None:
+            self.on_cooldown(recorded.cooled)
         if recorded.grant is None:
             return recorded.response
         body = await self._settle(recorded.grant)
@@ -336,9 +352,24 @@ class FeedbackService:
                 grant_updated_at=None,
             )
             rows.add(row)
+            kind = EXPERIMENT_EVENTS.get(feedback.event)
+            if self.experiments is not None and kind is not None:
+                # In the feedback's transaction: a replayed key attributes nothing twice.
+                self.experiments.attribute(
+                    session,
+                    decision.customer_id,
+                    kind,
+                    at=at,
+                    value=feedback.value if kind == "convert" else None,
+                    decision_id=decision.decision_id,
+                )
             body = dumps(feedback_json(row))
             keys.store(client, key, CREATED, body, now)
-        return _Recorded(StoredResponse(CREATED, body), _pending(row))
+        return _Recorded(
+            StoredResponse(CREATED, body),
+            _pending(row),
+            cooled=row.customer_id if cooldown_until is not None else None,
+        )
 
     def _replay(
         self,

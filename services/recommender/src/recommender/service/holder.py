@@ -35,6 +35,17 @@ class NoModelError(Exception):
     """No approved model is loaded."""
 
 
+class PinnedModelError(Exception):
+    """An experiment arm's model version cannot be served (unknown, not approved, other catalogue)."""
+
+
+@dataclass(frozen=True)
+class PinnedModel:
+    """A fixed model where a holder is expected (an experiment arm's version): ``current`` never changes."""
+
+    current: LoadedModel
+
+
 class ModelHolder:
     """Holds one :class:`LoadedModel`; thread-safe reload, lock-free reads."""
 
@@ -43,6 +54,7 @@ class ModelHolder:
         self.catalogue = list(catalogue)
         self._current: LoadedModel | None = None
         self._reload_lock = threading.Lock()
+        self._pinned: dict[str, PinnedModel] = {}
 
     @property
     def current(self) -> LoadedModel | None:
@@ -73,6 +85,31 @@ class ModelHolder:
             self._current = loaded  # … then one atomic reference swap
             log.info("model_loaded", version=target, previous=previous, model_type=loaded.manifest.model_type)
             return ReloadResult(target, previous, True)
+
+    def pinned(self, version: str) -> PinnedModel:
+        """An approved registry version held for good (experiment arms serve their own version).
+
+        Loaded once, on first use; raises :class:`PinnedModelError` for a version that is unknown, not
+        approved or trained on another catalogue.
+        """
+        held = self._pinned.get(version)
+        if held is not None:
+            return held
+        current = self._current
+        if current is not None and current.manifest.version == version:
+            held = PinnedModel(current)
+        else:
+            try:
+                manifest = self.registry.manifest(version)
+                if manifest.status != "approved":
+                    raise PinnedModelError(f"model {version} is {manifest.status}, not approved")
+                held = PinnedModel(self.registry.load(version, catalogue=self.catalogue))
+            except PinnedModelError:
+                raise
+            except Exception as exc:
+                raise PinnedModelError(f"model {version} cannot be served: {exc}") from exc
+        self._pinned[version] = held
+        return held
 
     def recommend(self, customer_ids: Sequence[str], k: int = 10) -> list[list[tuple[str, float]]]:
         """Top-k per customer from one consistent model snapshot."""

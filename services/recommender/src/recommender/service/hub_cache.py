@@ -467,6 +467,11 @@ class HubCache:
             state.last_error = type(exc).__name__
             log.error("hub_cache_build_failed", hub=state.name, error_type=state.last_error)
             return False
+        previous = state.snapshot
+        if previous is not None and data == previous.data:
+            # Unchanged: keep the same object, so what is built per snapshot (the candidate generator,
+            # the catalogue snapshot's hash, cached CF scores) is not rebuilt every refresh.
+            data = previous.data
         # The snapshot's age counts from when the fetch started: what it says was true by then.
         state.snapshot = Snapshot(data, started)  # one reference assignment: the atomic swap
         state.last_error = None

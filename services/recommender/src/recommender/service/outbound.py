@@ -965,6 +965,8 @@ class OutboundService:
             for start in range(0, len(rows), self.batch_size):
                 batch = rows[start : start + self.batch_size]
                 granted = await asyncio.to_thread(self._reserve_and_audit, run, batch)
+                for row, _ in granted:  # live decisions read these customers' new slots afresh
+                    self.decisions.ledger.forget(row.scored.customer_id)
                 for row, bundle in granted:
                     run.written += 1
                     run.rights_cost_fen += row.right_cost_fen

@@ -10,7 +10,9 @@ so they count as seen, never as a purchase).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
+from typing import Final
 
 import numpy as np
 import pandas as pd
@@ -19,13 +21,20 @@ from recommender.ml.data import Bank
 
 _AGE_EDGES = (26, 36, 46, 56, 66)
 _AGE_BANDS = ("18-25", "26-35", "36-45", "46-55", "56-65", "66+")
+#: The columns every Santander snapshot file has besides its product flags.
+SANTANDER_KEYS: Final = ("fecha_dato", "ncodpers")
+
+
+def santander_flags(columns: Iterable[object]) -> list[str]:
+    """The product flag columns (``ind_*_ult1``) of a Santander-layout file, in file order."""
+    return [c for c in map(str, columns) if c.startswith("ind_") and c.endswith("_ult1")]
 
 
 def load_santander(path: Path, *, nrows: int | None = None) -> Bank:
     """Read a Santander-style CSV (comma separated, as published) into a :class:`Bank`."""
     frame = pd.read_csv(path, nrows=nrows, low_memory=False, skipinitialspace=True)
-    missing = {"fecha_dato", "ncodpers"} - set(frame.columns)
-    flags = [c for c in frame.columns if c.startswith("ind_") and c.endswith("_ult1")]
+    missing = set(SANTANDER_KEYS) - set(frame.columns)
+    flags = santander_flags(frame.columns)
     if missing or not flags:
         raise ValueError(f"{path}: not a Santander snapshot file (needs fecha_dato, ncodpers, ind_*_ult1)")
     frame["fecha_dato"] = pd.to_datetime(frame["fecha_dato"], utc=True)
