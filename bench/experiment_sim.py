@@ -284,7 +284,10 @@ def write(out: Path, got: dict[str, Any]) -> None:
     result = result_from_json(got["result"])
     analysis, experiment_id = got["analysis"], got["experiment_id"]
     window = timedelta(days=float(analysis["attribution_window_days"]))
-    outcomes = arm_outcomes(result.decisions, experiment_id, window=window)
+    from qianmian_bankgen.catalogue import CATALOGUE
+
+    product_values = {p.product_id: float(p.value) for p in CATALOGUE}
+    outcomes = arm_outcomes(result.decisions, experiment_id, window=window, values=product_values)
     decisions = sum(d.decisions for d in result.days)
     errors: dict[str, int] = {}
     for d in result.days:

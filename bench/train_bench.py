@@ -48,6 +48,8 @@ def synthetic(seed: int) -> TrainingData:
         products=IdMap(f"P-{j:02d}" for j in range(PRODUCTS)),
         interactions=matrix,
         seen=seen,
+        purchased=seen,  # every seen pair is a purchase here (no holdings without a purchase row)
+        held=sp.csr_matrix(seen.shape, dtype=np.float32),
         customer_tokens=tokens,
         product_tokens=[[f"type={j % 9}"] for j in range(PRODUCTS)],
         weights=InteractionWeights(),

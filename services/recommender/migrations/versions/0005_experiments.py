@@ -153,10 +153,15 @@ def upgrade() -> None:
         sa.Column("kind", sa.String(16), nullable=False),
         sa.Column("value", sa.BigInteger(), nullable=True),
         sa.Column("cost_fen", sa.BigInteger(), nullable=True),
+        sa.Column("margin_fen", sa.BigInteger(), nullable=True),
         _ts("at"),
         sa.CheckConstraint(_in_list("kind", CONVERSION_KINDS), name=op.f("ck_experiment_conversions_kind")),
         sa.CheckConstraint(
             "cost_fen IS NULL OR cost_fen >= 0", name=op.f("ck_experiment_conversions_cost_non_negative")
+        ),
+        sa.CheckConstraint(
+            "margin_fen IS NULL OR margin_fen >= 0",
+            name=op.f("ck_experiment_conversions_margin_non_negative"),
         ),
         _experiment_fk("experiment_conversions"),
         sa.PrimaryKeyConstraint("conversion_id", name=op.f("pk_experiment_conversions")),

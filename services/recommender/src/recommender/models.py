@@ -404,6 +404,7 @@ class ExperimentConversion(Base):
     __table_args__ = (
         CheckConstraint(in_list("kind", CONVERSION_KINDS), name="kind"),
         CheckConstraint("cost_fen IS NULL OR cost_fen >= 0", name="cost_non_negative"),
+        CheckConstraint("margin_fen IS NULL OR margin_fen >= 0", name="margin_non_negative"),
         Index("ix_experiment_conversions_experiment_id_arm", "experiment_id", "arm"),
     )
 
@@ -419,4 +420,7 @@ class ExperimentConversion(Base):
     value: Mapped[int | None] = mapped_column(BigInteger())
     #: The cost of the right granted with a conversion, in fen.
     cost_fen: Mapped[int | None] = mapped_column(BigInteger())
+    #: What the converted product is worth to the bank (product-hub's ``value``, the expected margin of
+    #: one sale, as the decision's catalogue snapshot had it), in fen: what arbitration maximises.
+    margin_fen: Mapped[int | None] = mapped_column(BigInteger())
     at: Mapped[datetime] = mapped_column(UTCDateTime())

@@ -173,6 +173,27 @@ def test_the_arm_shapes_the_answer_and_exposures_follow_real_differences(rig: Ri
             clicks = session.scalars(select(ExperimentConversion)).all()
             assert [(c.arm, c.kind) for c in clicks] == [(exposed_answer["experiment"]["arm"], "click")]
             n_exposures = session.scalar(select(func.count()).select_from(ExperimentExposure))
+            decided = AuditRepository(session).get(exposed_answer["decision_id"])
+        # A conversion carries the product's value to the bank from the decision's catalogue snapshot.
+        assert decided is not None
+        value = next(o["value"] for o in decided.response["ranking"] if o["product_id"] == product)
+        resp = rig.client.post(
+            "/v1/feedback",
+            json={
+                "decision_id": exposed_answer["decision_id"],
+                "product_id": product,
+                "event": "convert",
+                "value": 1_000_000,
+            },
+            headers={**auth_headers("app-gateway", str(DEV_TOKENS)), "Idempotency-Key": "convert-1"},
+        )
+        assert resp.status_code == 201, resp.text
+        with database.session() as session:
+            converted = session.scalars(
+                select(ExperimentConversion).where(ExperimentConversion.kind == "convert")
+            ).all()
+            assert [(c.value, c.margin_fen) for c in converted] == [(1_000_000, round(value * 100))]
+            assert converted[0].margin_fen > 0
         analysis = rig.client.get(
             f"/v1/experiments/{experiment_id}/analysis",
             headers=auth_headers("console-alice", str(DEV_TOKENS)),

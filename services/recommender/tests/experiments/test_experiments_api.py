@@ -118,6 +118,7 @@ def test_create_approve_start_run_and_analyse(client: TestClient) -> None:
             "ctr",
             "conversion_rate",
             "aum_per_customer",
+            "margin_per_customer",
             "rights_cost_per_conversion",
             "opt_out_rate",
             "complaint_rate",

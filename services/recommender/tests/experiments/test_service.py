@@ -244,20 +244,21 @@ def test_conversions_attribute_to_exposures_within_the_window(database: Database
     assert svc.record_conversion("C1", "convert", at=START) == ()  # before any exposure
     svc.record_exposure(experiment_id, arm, "C1", channel="app", decision_id="dec_1", at=START)
     inside = svc.record_conversion(
-        "C1", "convert", at=START + timedelta(days=3), value=500_000, cost_fen=1_500
+        "C1", "convert", at=START + timedelta(days=3), value=500_000, cost_fen=1_500, margin_fen=14_000
     )
     assert [(a.experiment_id, a.arm, a.exposed_at) for a in inside] == [(experiment_id, arm, START)]
     assert svc.record_conversion("C1", "convert", at=START + timedelta(days=7, seconds=1)) == ()
     assert svc.record_conversion("OTHER", "click", at=START + timedelta(hours=1)) == ()
     with database.session() as session:
         rows = session.execute(select(ExperimentConversion)).scalars().all()
-        assert [(r.customer_id, r.arm, r.kind, r.value, r.cost_fen, r.decision_id) for r in rows] == [
-            ("C1", arm, "convert", 500_000, 1_500, "dec_1")
-        ]
+        assert [
+            (r.customer_id, r.arm, r.kind, r.value, r.cost_fen, r.margin_fen, r.decision_id) for r in rows
+        ] == [("C1", arm, "convert", 500_000, 1_500, 14_000, "dec_1")]
 
 
 def _simulate(svc: ExperimentService, experiment_id: str, customers: int, rates: dict[str, float]) -> None:
-    """Expose each customer once and convert a deterministic share of each arm (value 10,000 fen)."""
+    """Expose each customer once and convert a deterministic share of each arm (value 10,000 fen,
+    margin 7,000 fen in control and 3,000 fen in the treatment: more conversions, less margin each)."""
     seen: Counter[str] = Counter()
     for n in range(customers):
         customer = f"S{n:06d}"
@@ -268,7 +269,12 @@ def _simulate(svc: ExperimentService, experiment_id: str, customers: int, rates:
         if seen[arm] % round(1 / rates[arm]) == 0:
             svc.record_conversion(customer, "click", at=START + timedelta(hours=1))
             svc.record_conversion(
-                customer, "convert", at=START + timedelta(hours=2), value=10_000, cost_fen=100
+                customer,
+                "convert",
+                at=START + timedelta(hours=2),
+                value=10_000,
+                cost_fen=100,
+                margin_fen=7_000 if arm == "control" else 3_000,
             )
 
 
@@ -286,6 +292,9 @@ def test_analysis_reports_per_arm_figures_and_a_verdict(database: Database) -> N
         assert arm["impressions"] == n
         assert arm["conversions"] == arm["clicks"] == n // round(1 / rate)
         assert arm["aum_fen"] == 10_000 * arm["conversions"]
+        margin = 7_000 if arm["arm"] == "control" else 3_000
+        assert arm["margin_fen"] == margin * arm["conversions"]
+        assert arm["metrics"]["margin_per_customer"]["value"] == pytest.approx(arm["margin_fen"] / n)
         assert arm["rights_cost_fen"] == 100 * arm["conversions"]
         assert arm["metrics"]["rights_cost_per_conversion"]["value"] == pytest.approx(100.0)
         assert arm["metrics"]["conversion_rate"]["value"] == pytest.approx(arm["conversions"] / n)
@@ -295,6 +304,9 @@ def test_analysis_reports_per_arm_figures_and_a_verdict(database: Database) -> N
         cf["aum_fen"] / cf["exposed_customers"] - control["aum_fen"] / control["exposed_customers"]
     )
     assert cf["vs_control"]["conversion_rate"]["significant"]
+    assert cf["vs_control"]["margin_per_customer"]["difference"] == pytest.approx(
+        cf["margin_fen"] / cf["exposed_customers"] - control["margin_fen"] / control["exposed_customers"]
+    )
     assert cf["vs_control"]["aum_per_customer_cuped"]["theta"] == 0.0  # no pre-period data
     assert not result["srm"]["flagged"]
     assert result["verdict"]["decision"] == "ship"

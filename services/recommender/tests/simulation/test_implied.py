@@ -101,6 +101,23 @@ def test_expected_conversions_count_a_product_bought_once() -> None:
     assert out.implied_conversions == pytest.approx(0.5 + 0.5 * 0.5)
 
 
+def test_the_implied_margin_weighs_each_attributed_purchase_by_its_value() -> None:
+    decisions = [
+        _decision("A", "cf", 0, [0.5, 0.2], products=("X", "Y")),
+        _decision("A", "cf", 1, [0.5], products=("X",)),  # X bought at most once: 0.5 + 0.5 x 0.5
+        _decision("B", "control", 0, [0.1], products=("Y",)),
+    ]
+    values = {"X": 700.0, "Y": 140.0}
+    out = arm_outcomes(decisions, "exp", window=WEEK, values=values)
+    assert out["cf"].implied_margin_fen == pytest.approx(100 * (0.75 * 700 + 0.2 * 140))
+    assert out["cf"].implied_margin_per_customer == pytest.approx(100 * (0.75 * 700 + 0.2 * 140))
+    assert out["control"].implied_margin_fen == pytest.approx(100 * 0.1 * 140)
+    # Without values there is no margin, and the conversion figures do not change.
+    plain = arm_outcomes(decisions, "exp", window=WEEK)
+    assert plain["cf"].implied_margin_fen == 0.0
+    assert plain["cf"].implied_conversions == out["cf"].implied_conversions == pytest.approx(0.95)
+
+
 def test_the_implied_rate_is_what_sampled_customers_converge_to() -> None:
     rng = np.random.default_rng(5)
     ps = rng.uniform(0, 0.3, (20_000, 2))

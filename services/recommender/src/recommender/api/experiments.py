@@ -179,11 +179,13 @@ class ArmAnalysisOut(BaseModel):
     conversions: int
     converted_customers: int
     aum_fen: int
+    margin_fen: int = Field(description="Sum of the converted products' value to the bank (fen)")
     rights_cost_fen: int
     opt_outs: int
     complaints: int
     metrics: dict[str, EstimateOut | None] = Field(
-        description="ctr, conversion_rate, aum_per_customer, rights_cost_per_conversion, opt_out_rate, "
+        description="ctr, conversion_rate, aum_per_customer, margin_per_customer, "
+        "rights_cost_per_conversion, opt_out_rate, "
         "complaint_rate (null: too little data)"
     )
     vs_control: dict[str, ComparisonOut | None] | None = Field(

@@ -7,6 +7,10 @@ Metrics are computed per exposed customer (the unit of randomisation):
 - ``conversion_rate``: share of exposed customers who converted at least once;
 - ``aum_per_customer``: converted amount (fen) per exposed customer, so the difference to control is
   the AUM uplift;
+- ``margin_per_customer``: what the converted products are worth to the bank (product-hub's
+  ``value`` of each, the expected margin of one sale; fen) per exposed customer: the quantity
+  arbitration's ``propensity × value`` ranks by, so a model that trades conversions for margin shows
+  it here;
 - ``rights_cost_per_conversion``: cost of the granted rights (fen) per conversion;
 - ``opt_out_rate`` and ``complaint_rate``: share of exposed customers who opted out or complained
   (guardrails: higher is worse).
@@ -20,7 +24,9 @@ from typing import Annotated, Any, Final, Literal, get_args
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from qianmian_rules import CHANNELS, SEGMENTS
 
-PrimaryMetric = Literal["ctr", "conversion_rate", "aum_per_customer", "rights_cost_per_conversion"]
+PrimaryMetric = Literal[
+    "ctr", "conversion_rate", "aum_per_customer", "margin_per_customer", "rights_cost_per_conversion"
+]
 GuardrailMetric = Literal["opt_out_rate", "complaint_rate", "rights_cost_per_conversion"]
 PRIMARY_METRICS: Final[tuple[str, ...]] = get_args(PrimaryMetric)
 GUARDRAIL_METRICS: Final[tuple[str, ...]] = get_args(GuardrailMetric)
@@ -29,6 +35,7 @@ METRICS: Final[tuple[str, ...]] = (
     "ctr",
     "conversion_rate",
     "aum_per_customer",
+    "margin_per_customer",
     "rights_cost_per_conversion",
     "opt_out_rate",
     "complaint_rate",

@@ -101,7 +101,7 @@ class CustomerExposure:
 
 @dataclass(frozen=True, slots=True)
 class CustomerOutcome:
-    """One customer's attributed outcomes of one kind: how many, total value and rights cost."""
+    """One customer's attributed outcomes of one kind: how many, total value, rights cost and margin."""
 
     customer_id: str
     arm: str
@@ -109,6 +109,7 @@ class CustomerOutcome:
     count: int
     value: int
     cost_fen: int
+    margin_fen: int = 0
 
 
 def _record(row: Experiment, arms: Sequence[ExperimentArm]) -> ExperimentRecord:
@@ -360,6 +361,7 @@ class ExperimentRepository:
         value: int | None,
         cost_fen: int | None,
         at: datetime,
+        margin_fen: int | None = None,
     ) -> None:
         """Record one attributed outcome."""
         self.session.add(
@@ -371,6 +373,7 @@ class ExperimentRepository:
                 kind=kind,
                 value=value,
                 cost_fen=cost_fen,
+                margin_fen=margin_fen,
                 at=at,
             )
         )
@@ -400,7 +403,7 @@ class ExperimentRepository:
         ]
 
     def outcomes(self, experiment_id: str) -> list[CustomerOutcome]:
-        """Per customer and kind: attributed outcomes, total value and rights cost."""
+        """Per customer and kind: attributed outcomes, total value, rights cost and margin."""
         rows = self.session.execute(
             select(
                 ExperimentConversion.customer_id,
@@ -409,13 +412,16 @@ class ExperimentRepository:
                 func.count(),
                 func.coalesce(func.sum(ExperimentConversion.value), 0),
                 func.coalesce(func.sum(ExperimentConversion.cost_fen), 0),
+                func.coalesce(func.sum(ExperimentConversion.margin_fen), 0),
             )
             .where(ExperimentConversion.experiment_id == experiment_id)
             .group_by(ExperimentConversion.customer_id, ExperimentConversion.arm, ExperimentConversion.kind)
         ).all()
         return [
-            CustomerOutcome(str(customer), str(arm), str(kind), int(n), int(value or 0), int(cost or 0))
-            for customer, arm, kind, n, value, cost in rows
+            CustomerOutcome(
+                str(customer), str(arm), str(kind), int(n), int(value or 0), int(cost or 0), int(margin or 0)
+            )
+            for customer, arm, kind, n, value, cost, margin in rows
         ]
 
     def pre_period_values(self, experiment_id: str, *, since: datetime, until: datetime) -> dict[str, int]:

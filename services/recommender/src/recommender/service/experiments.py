@@ -371,13 +371,15 @@ class ExperimentService:
         cost_fen: int | None = None,
         decision_id: str | None = None,
         experiment_id: str | None = None,
+        margin_fen: int | None = None,
     ) -> tuple[Attribution, ...]:
         """Attribute an outcome (``click``, ``convert``, ``opt_out``, ``complaint``) to every experiment
         (or only ``experiment_id``) in which the customer had an exposure within the attribution
         window before ``at``; the attributions made (none: the event counts for no experiment).
 
         ``value`` is e.g. the converted amount in fen, ``cost_fen`` the cost of the right granted with
-        it. The caller records each event once (feedback is idempotent upstream).
+        it, ``margin_fen`` what the converted product is worth to the bank (product-hub's ``value``).
+        The caller records each event once (feedback is idempotent upstream).
         """
         with self.database.session() as session:
             return self.attribute(
@@ -389,6 +391,7 @@ class ExperimentService:
                 cost_fen=cost_fen,
                 decision_id=decision_id,
                 experiment_id=experiment_id,
+                margin_fen=margin_fen,
             )
 
     def attribute(
@@ -402,6 +405,7 @@ class ExperimentService:
         cost_fen: int | None = None,
         decision_id: str | None = None,
         experiment_id: str | None = None,
+        margin_fen: int | None = None,
     ) -> tuple[Attribution, ...]:
         """:meth:`record_conversion` inside the caller's transaction (the feedback that reports the
         event), so the event and its attributions are stored together or not at all."""
@@ -409,6 +413,8 @@ class ExperimentService:
             raise UnprocessableError(f"unknown conversion kind {kind!r}", details={"kind": kind})
         if cost_fen is not None and cost_fen < 0:
             raise UnprocessableError("cost_fen must be >= 0", details={"cost_fen": cost_fen})
+        if margin_fen is not None and margin_fen < 0:
+            raise UnprocessableError("margin_fen must be >= 0", details={"margin_fen": margin_fen})
         if at.tzinfo is None:
             raise ValueError("the conversion time must carry a time zone")
         attributions: list[Attribution] = []
@@ -425,6 +431,7 @@ class ExperimentService:
                 kind=kind,
                 value=value,
                 cost_fen=cost_fen,
+                margin_fen=margin_fen,
                 at=at,
             )
             attributions.append(Attribution(exposure.experiment_id, exposure.arm, exposure.at))
@@ -709,6 +716,7 @@ class _ArmData:
     clicks: np.ndarray[Any, np.dtype[np.float64]]
     conversions: np.ndarray[Any, np.dtype[np.float64]]
     value: np.ndarray[Any, np.dtype[np.float64]]
+    margin: np.ndarray[Any, np.dtype[np.float64]]
     cost: np.ndarray[Any, np.dtype[np.float64]]
     opted_out: np.ndarray[Any, np.dtype[np.float64]]
     complained: np.ndarray[Any, np.dtype[np.float64]]
@@ -763,6 +771,7 @@ class _Analysis:
             clicks=column("click", "count"),
             conversions=column("convert", "count"),
             value=column("convert", "value"),
+            margin=column("convert", "margin_fen"),
             cost=column("convert", "cost_fen"),
             opted_out=np.minimum(column("opt_out", "count"), 1.0),
             complained=np.minimum(column("complaint", "count"), 1.0),
@@ -777,6 +786,7 @@ class _Analysis:
             "ctr": stats.ratio(d.clicks, d.impressions, alpha=a),
             "conversion_rate": stats.proportion(int(np.count_nonzero(d.conversions)), d.n, alpha=a),
             "aum_per_customer": stats.mean(d.value, alpha=a),
+            "margin_per_customer": stats.mean(d.margin, alpha=a),
             "rights_cost_per_conversion": stats.ratio(d.cost, d.conversions, alpha=a)
             if d.conversions.sum() > 0
             else None,
@@ -806,6 +816,8 @@ class _Analysis:
             return stats.compare_proportions(x_t, t.n, x_c, c.n, alpha=a)
         if metric == "aum_per_customer":
             return stats.compare_means(t.value, c.value, alpha=a)
+        if metric == "margin_per_customer":
+            return stats.compare_means(t.margin, c.margin, alpha=a)
         treatment, control = est_t[metric], est_c[metric]
         if treatment is None or control is None:
             return None
@@ -925,6 +937,7 @@ class _Analysis:
                     "conversions": int(d.conversions.sum()),
                     "converted_customers": int(np.count_nonzero(d.conversions)),
                     "aum_fen": int(d.value.sum()),
+                    "margin_fen": int(d.margin.sum()),
                     "rights_cost_fen": int(d.cost.sum()),
                     "opt_outs": int(d.opted_out.sum()),
                     "complaints": int(d.complained.sum()),

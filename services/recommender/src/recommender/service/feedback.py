@@ -58,11 +58,13 @@ from qianmian_core.errors import (
 from qianmian_core.logging import get_logger
 from qianmian_core.responses import dumps
 from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session
 
 from recommender.models import FEEDBACK_EVENTS, Feedback
 from recommender.repository.audit import AuditRecord, AuditRepository
 from recommender.repository.contacts import ContactRepository
 from recommender.repository.feedback import FeedbackRepository, IdempotencyRepository
+from recommender.repository.snapshots import SnapshotRepository
 from recommender.service.experiments import ExperimentService
 from recommender.service.grants import GrantRequest, GrantResult, RightsGranter, grant_key
 from recommender.service.metrics import FEEDBACK_EVENTS_TOTAL, RIGHTS_GRANTS_TOTAL
@@ -248,6 +250,8 @@ class FeedbackService:
         self.max_skew = max_skew
         self.max_age = max_age
         self.now = now
+        #: Product values (fen) per catalogue snapshot hash, read once per snapshot.
+        self._values: dict[str, Mapping[str, int]] = {}
 
     async def record(self, feedback: FeedbackInput, *, client: str, key: str) -> StoredResponse:
         """Record ``feedback`` once per (client, key) and settle its grant if it has one pending."""
@@ -362,6 +366,9 @@ class FeedbackService:
                     at=at,
                     value=feedback.value if kind == "convert" else None,
                     decision_id=decision.decision_id,
+                    margin_fen=self._margin_fen(session, decision, feedback.product_id)
+                    if kind == "convert"
+                    else None,
                 )
             body = dumps(feedback_json(row))
             keys.store(client, key, CREATED, body, now)
@@ -370,6 +377,24 @@ class FeedbackService:
             _pending(row),
             cooled=row.customer_id if cooldown_until is not None else None,
         )
+
+    def _margin_fen(self, session: Session, decision: AuditRecord, product_id: str) -> int | None:
+        """The product's value to the bank (fen) in the decision's catalogue snapshot; None if unknown."""
+        key = decision.features.get("catalogue_snapshot")
+        if not isinstance(key, str):
+            return None
+        values = self._values.get(key)
+        if values is None:
+            rows = SnapshotRepository(session).get(key) or []
+            values = {
+                str(r["product_id"]): max(0, round(float(r["value"]) * 100))
+                for r in rows
+                if isinstance(r.get("value"), int | float)
+            }
+            if len(self._values) >= 16:
+                self._values.clear()
+            self._values[key] = values
+        return values.get(product_id)
 
     def _replay(
         self,

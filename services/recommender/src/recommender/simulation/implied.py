@@ -15,6 +15,10 @@ or not, ends the product's chances). Products are independent, so
 
     P(converted) = 1 − Π_j (1 − q_j)      E[attributed conversions] = Σ_j q_j.
 
+The implied **margin** of a customer is ``Σ_j q_j × value_j``: the expected value to the bank (the
+catalogue's ``value`` of a sale, what arbitration multiplies the propensity with) of the attributed
+purchases, the analysis's ``margin_per_customer`` with the response noise taken out.
+
 The implied conversion rate of an arm is the mean of ``P(converted)`` over its exposed customers: the
 analysis's ``conversion_rate`` (converted exposed customers / exposed customers) with the response
 noise taken out. Detected (the API's analysis, a sample) and implied (an expectation over the same
@@ -77,6 +81,8 @@ class ArmOutcome:
     conversions: int
     implied_converted: float
     implied_conversions: float
+    #: Expected margin (fen) of the attributed purchases, summed over the exposed customers.
+    implied_margin_fen: float = 0.0
 
     @property
     def conversion_rate(self) -> float:
@@ -89,6 +95,11 @@ class ArmOutcome:
     @property
     def implied_conversions_per_customer(self) -> float:
         return self.implied_conversions / self.exposed_customers if self.exposed_customers else 0.0
+
+    @property
+    def implied_margin_per_customer(self) -> float:
+        """Expected margin (fen) per exposed customer."""
+        return self.implied_margin_fen / self.exposed_customers if self.exposed_customers else 0.0
 
 
 @dataclass(frozen=True)
@@ -113,9 +124,9 @@ def _conversion_time(d: ServedDecision) -> datetime:
     return d.converted_at or d.at
 
 
-def expectation(visits: Iterable[tuple[bool, Sequence[tuple[str, float]]]]) -> tuple[float, float]:
-    """``(P(at least one attributed conversion), E[attributed conversions])`` of one customer from their
-    decisions in time order, each ``(attributed, [(product_id, p_convert), …])`` (module docstring)."""
+def attributed_purchases(visits: Iterable[tuple[bool, Sequence[tuple[str, float]]]]) -> dict[str, float]:
+    """``{product_id: q_j}``: the chance that the product's purchase happens and is attributed, from one
+    customer's decisions in time order, each ``(attributed, [(product_id, p_convert), …])``."""
     unbought: dict[str, float] = defaultdict(lambda: 1.0)
     attributed_purchase: dict[str, float] = defaultdict(float)
     for attributed, bundles in visits:
@@ -123,6 +134,16 @@ def expectation(visits: Iterable[tuple[bool, Sequence[tuple[str, float]]]]) -> t
             if attributed:
                 attributed_purchase[product_id] += p * unbought[product_id]
             unbought[product_id] *= 1.0 - p
+    return dict(attributed_purchase)
+
+
+def expectation(visits: Iterable[tuple[bool, Sequence[tuple[str, float]]]]) -> tuple[float, float]:
+    """``(P(at least one attributed conversion), E[attributed conversions])`` of one customer from their
+    decisions in time order, each ``(attributed, [(product_id, p_convert), …])`` (module docstring)."""
+    return _summarise(attributed_purchases(visits))
+
+
+def _summarise(attributed_purchase: Mapping[str, float]) -> tuple[float, float]:
     none = 1.0
     for q in attributed_purchase.values():
         none *= 1.0 - q
@@ -142,15 +163,17 @@ def arm_outcomes(
     *,
     window: timedelta,
     through_day: int | None = None,
+    values: Mapping[str, float] | None = None,
 ) -> dict[str, ArmOutcome]:
     """Per arm of ``experiment_id``: exposed customers, observed attributed conversions, and the
-    implied (expected) converted customers and conversions, over the days ``<= through_day``."""
+    implied (expected) converted customers, conversions and margin (``values``: CNY per product id),
+    over the days ``<= through_day``."""
     by_customer: dict[str, list[ServedDecision]] = defaultdict(list)
     for d in decisions:
         in_arm = d.experiment_id == experiment_id and d.arm is not None
         if in_arm and (through_day is None or d.day <= through_day):
             by_customer[d.customer_id].append(d)
-    acc: dict[str, list[float]] = defaultdict(lambda: [0, 0, 0, 0, 0.0, 0.0])
+    acc: dict[str, list[float]] = defaultdict(lambda: [0, 0, 0, 0, 0.0, 0.0, 0.0])
     for rows in by_customer.values():
         rows.sort(key=lambda d: d.at)
         exposures = [d.at for d in rows if d.exposed]
@@ -163,9 +186,12 @@ def arm_outcomes(
         a[1] += len(exposures)
         flags = [_attributed(d, exposures, window) for d in rows]
         converted = sum(b.converted for d, f in zip(rows, flags, strict=True) if f for b in d.bundles)
-        p_any, expected = expectation(
+        purchases = attributed_purchases(
             (f, [(b.product_id, b.p_convert) for b in d.bundles]) for d, f in zip(rows, flags, strict=True)
         )
+        p_any, expected = _summarise(purchases)
+        if values is not None:
+            a[6] += sum(100.0 * q * values.get(pid, 0.0) for pid, q in purchases.items())
         a[2] += int(converted > 0)
         a[3] += converted
         a[4] += p_any
@@ -179,6 +205,7 @@ def arm_outcomes(
             conversions=int(a[3]),
             implied_converted=float(a[4]),
             implied_conversions=float(a[5]),
+            implied_margin_fen=float(a[6]),
         )
         for arm, a in acc.items()
     }

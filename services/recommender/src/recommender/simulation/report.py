@@ -42,6 +42,12 @@ def _pct(x: float | None) -> str:
     return "–" if x is None else f"{100 * x:.2f} %"
 
 
+def _cny(fen: float | None, *, sign: bool = False) -> str:
+    if fen is None:
+        return "–"
+    return f"{fen / 100:+.2f}" if sign else f"{fen / 100:.2f}"
+
+
 def _arm(analysis: Mapping[str, Any], name: str) -> Mapping[str, Any]:
     return next(a for a in analysis["arms"] if a["arm"] == name)
 
@@ -124,6 +130,37 @@ def write_report(out_dir: Path, data: ReportInput, *, name: str = "experiments")
             f"{primary}, implied (same customers, same bundles)",
             [_pct(data.outcomes[a].implied_rate) if a in data.outcomes else "–" for a in arms],
             f"**{_pp(up.implied)}**",
+        )
+    )
+    margin = (detected[-1].get("vs_control") or {}).get("margin_per_customer") if len(arms) > 1 else None
+    rows.append(
+        (
+            "margin per exposed customer (CNY, what arbitration maximises), detected [95 % CI]",
+            [
+                "–"
+                if (m := d["metrics"].get("margin_per_customer")) is None
+                else f"{_cny(m['value'])} [{_cny(m['ci_low'])}, {_cny(m['ci_high'])}]"
+                for d in detected
+            ],
+            "–"
+            if margin is None
+            else f"{_cny(margin['difference'], sign=True)} [{_cny(margin['ci_low'], sign=True)}, "
+            f"{_cny(margin['ci_high'], sign=True)}], p(Holm) {margin['p_value_holm']:.2g}",
+        )
+    )
+    implied_margin = [
+        data.outcomes[a].implied_margin_per_customer if a in data.outcomes else None for a in arms
+    ]
+    rows.append(
+        (
+            "margin per exposed customer (CNY), implied",
+            [_cny(m) for m in implied_margin],
+            _cny(
+                None
+                if implied_margin[0] is None or implied_margin[-1] is None
+                else implied_margin[-1] - implied_margin[0],
+                sign=True,
+            ),
         )
     )
     if data.paired_rates:
