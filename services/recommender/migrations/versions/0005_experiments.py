@@ -58,6 +58,8 @@ def upgrade() -> None:
         sa.Column("bucket_end", sa.Integer(), nullable=True),
         sa.Column("population", sa.JSON(), nullable=False),
         sa.Column("salt", sa.String(64), nullable=False),
+        sa.Column("allocation", sa.String(16), nullable=False, server_default="fixed"),
+        sa.Column("exploration_floor", sa.Float(), nullable=False, server_default="0.05"),
         sa.Column("status", sa.String(24), nullable=False),
         sa.Column("author", sa.String(64), nullable=False),
         sa.Column("approver", sa.String(64), nullable=True),
@@ -68,6 +70,10 @@ def upgrade() -> None:
         sa.Column("version", sa.Integer(), nullable=False),
         sa.CheckConstraint(_in_list("status", EXPERIMENT_STATUSES), name=op.f("ck_experiments_status")),
         sa.CheckConstraint("traffic > 0 AND traffic <= 1", name=op.f("ck_experiments_traffic")),
+        sa.CheckConstraint("allocation IN ('fixed', 'thompson')", name=op.f("ck_experiments_allocation")),
+        sa.CheckConstraint(
+            "exploration_floor >= 0 AND exploration_floor <= 0.5", name=op.f("ck_experiments_exploration_floor")
+        ),
         sa.CheckConstraint(
             "(bucket_start IS NULL AND bucket_end IS NULL) OR "
             "(bucket_start >= 0 AND bucket_start < bucket_end AND bucket_end <= 10000)",

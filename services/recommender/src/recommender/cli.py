@@ -239,6 +239,13 @@ def _experiment_args(commands: argparse._SubParsersAction[argparse.ArgumentParse
     analysis = sub.add_parser("analysis", help="the fixed-horizon analysis of an experiment")
     analysis.add_argument("experiment_id")
     analysis.add_argument("--summary", action="store_true", help="a few lines of text instead of JSON")
+    analysis.add_argument(
+        "--report",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="Thompson-sampling experiments: also write the bandit report (<id>-bandit.md and .png) there",
+    )
 
 
 def _experiments(args: argparse.Namespace, settings: object) -> int:
@@ -281,8 +288,16 @@ def _experiments(args: argparse.Namespace, settings: object) -> int:
             result = service.transition(args.experiment_id, args.action, actor=args.by, note=args.note)
         else:
             result = service.analysis(args.experiment_id)
+            assert isinstance(result, dict)
+            if args.report is not None:
+                from recommender.experiments.bandit_report import write_bandit_report
+
+                try:
+                    print(f"wrote {write_bandit_report(result, args.report)}", file=sys.stderr)
+                except ValueError as exc:
+                    print(f"recommender: {exc}", file=sys.stderr)
+                    return 2
             if args.summary:
-                assert isinstance(result, dict)
                 print(analysis_summary(result))
                 return 0
     except AppError as exc:

@@ -285,6 +285,8 @@ class Experiment(Base):
     __table_args__ = (
         CheckConstraint(in_list("status", EXPERIMENT_STATUSES), name="status"),
         CheckConstraint("traffic > 0 AND traffic <= 1", name="traffic"),
+        CheckConstraint("allocation IN ('fixed', 'thompson')", name="allocation"),
+        CheckConstraint("exploration_floor >= 0 AND exploration_floor <= 0.5", name="exploration_floor"),
         CheckConstraint(
             "(bucket_start IS NULL AND bucket_end IS NULL) OR "
             "(bucket_start >= 0 AND bucket_start < bucket_end AND bucket_end <= 10000)",
@@ -308,6 +310,10 @@ class Experiment(Base):
     #: ``{"segments": [...], "channels": [...]}`` (empty lists: no restriction)
     population: Mapped[dict[str, Any]] = mapped_column(JSON)
     salt: Mapped[str] = mapped_column(String(64))
+    #: ``fixed`` (weights, sticky arms) or ``thompson`` (content variants, daily bandit shares).
+    allocation: Mapped[str] = mapped_column(String(16), server_default="fixed")
+    #: ``thompson``: the share of traffic every arm keeps.
+    exploration_floor: Mapped[float] = mapped_column(Float(), server_default="0.05")
     status: Mapped[str] = mapped_column(String(24), index=True)
     author: Mapped[str] = mapped_column(String(64))
     approver: Mapped[str | None] = mapped_column(String(64))

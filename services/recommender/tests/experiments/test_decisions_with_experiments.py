@@ -12,17 +12,27 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from qianmian_bankgen.catalogue import CATALOGUE
 from qianmian_core.testing import auth_headers
 from recommender.database import migrate, open_database
 from recommender.main import create_app
 from recommender.ml.registry import ModelRegistry
 from recommender.models import ExperimentConversion, ExperimentExposure
 from recommender.repository.audit import AuditRepository
-from recommender.service.hub_cache import HubCache, HubCacheConfig
+from recommender.service.hub_cache import ContentWire, HubCache, HubCacheConfig
 from recommender.service.profile import ProfileView
 from recommender.service.replay import ReplayService
 from recommender.settings import RecommenderSettings
-from recommender.testing import ALL_CONSENT, WEALTHY, Content, FakeProfile, Products, Rights, StaticFeatures
+from recommender.testing import (
+    ALL_CONSENT,
+    CHANNELS,
+    WEALTHY,
+    Content,
+    FakeProfile,
+    Products,
+    Rights,
+    StaticFeatures,
+)
 from sqlalchemy import func, select
 
 REPO_ROOT = Path(__file__).resolve().parents[4]
@@ -60,7 +70,25 @@ class Rig:
     registry_dir: Path
 
 
-def _rig(tmp_path: Path, holdout_share: float = 0.0) -> Iterator[Rig]:
+class TwoCopies(Content):
+    """Every product has a second approved content, ``CNT-Z-<product>`` (sorted last, so production
+    keeps showing ``CNT-<product>``): what a content experiment's arm can show instead."""
+
+    async def approved_content(self) -> list[ContentWire]:
+        extra = [
+            ContentWire(
+                content_id=f"CNT-Z-{p.product_id}",
+                version=1,
+                status="approved",
+                product_id=p.product_id,
+                variants={c: {"title": f"{p.name}：限时礼遇 ({c})"} for c in CHANNELS},
+            )
+            for p in CATALOGUE
+        ]
+        return [*await super().approved_content(), *extra]
+
+
+def _rig(tmp_path: Path, holdout_share: float = 0.0, content: Content | None = None) -> Iterator[Rig]:
     url = f"sqlite:///{tmp_path / 'recommender.db'}"
     migrate(url)
     settings = RecommenderSettings(
@@ -76,7 +104,7 @@ def _rig(tmp_path: Path, holdout_share: float = 0.0) -> Iterator[Rig]:
     app = create_app(
         settings,
         install_signal=False,
-        hub_cache=HubCache(Products(), Content(), Rights(), HubCacheConfig(ttl_s=30)),
+        hub_cache=HubCache(Products(), content or Content(), Rights(), HubCacheConfig(ttl_s=30)),
         profile=profile,
         features=StaticFeatures(),
     )
@@ -89,9 +117,9 @@ def rig(tmp_path: Path) -> Iterator[Rig]:
     yield from _rig(tmp_path)
 
 
-def _start(client: TestClient) -> str:
+def _start(client: TestClient, definition: dict[str, Any] | None = None) -> str:
     who = {c: auth_headers(c, str(DEV_TOKENS)) for c in ("console-alice", "console-bob")}
-    created = client.post("/v1/experiments", json=_definition(), headers=who["console-alice"])
+    created = client.post("/v1/experiments", json=definition or _definition(), headers=who["console-alice"])
     assert created.status_code == 201, created.text
     experiment_id: str = created.json()["experiment_id"]
     for action, by in (("submit", "console-alice"), ("approve", "console-bob"), ("start", "console-alice")):
@@ -224,3 +252,49 @@ def test_the_global_holdout_gets_no_personalised_marketing(tmp_path: Path) -> No
             assert "experiment_holdout" in answer["reason_codes"]
         others = [a for a in answers if a not in held]
         assert all(a["experiment"]["arm"] in {"control", "no_loans"} for a in others)
+
+
+def test_a_content_bandit_serves_its_arms_copy_and_learns_from_the_exposures(tmp_path: Path) -> None:
+    for rig in _rig(tmp_path, content=TwoCopies()):
+        product = _decide(rig.client, CUSTOMERS[0])["bundles"][0]["product"]["id"]
+        experiment_id = _start(
+            rig.client,
+            {
+                "name": "横幅文案",
+                "hypothesis": "The limited-offer copy gets more clicks",
+                "primary_metric": "ctr",
+                "layer": "content",
+                "population": {"channels": ["app"]},
+                "allocation": "thompson",
+                "exploration_floor": 0.1,
+                "arms": [
+                    {"name": "control", "weight": 1},
+                    {"name": "limited", "weight": 1, "changes": {"content_variant": f"CNT-Z-{product}"}},
+                ],
+            },
+        )
+        arms: Counter[str] = Counter()
+        shown: Counter[str] = Counter()
+        for customer in CUSTOMERS[1:]:
+            answer = _decide(rig.client, customer)
+            arm = answer["experiment"]["arm"]
+            arms[arm] += 1
+            bundle = next((b for b in answer["bundles"] if b["product"]["id"] == product), None)
+            if bundle is not None:
+                expected = f"CNT-Z-{product}" if arm == "limited" else f"CNT-{product}"
+                assert bundle["content"]["id"] == expected
+                shown[arm] += 1
+        assert arms["control"] > 20
+        assert arms["limited"] > 20
+        analysis = rig.client.get(
+            f"/v1/experiments/{experiment_id}/analysis",
+            headers=auth_headers("console-alice", str(DEV_TOKENS)),
+        )
+        assert analysis.status_code == 200, analysis.text
+        body = analysis.json()
+        assert body["allocation"] == "thompson"
+        assert body["srm"]["applicable"] is False
+        # Each decision that showed the product was an exposure: the other arm's copy differs.
+        impressions = {v["variant"]: v["impressions"] for v in body["bandit"]["variants"]}
+        assert impressions == dict(shown)
+        assert sum(v["share"] for v in body["bandit"]["variants"]) == pytest.approx(1.0)

@@ -131,6 +131,10 @@ class ExperimentSummaryOut(BaseModel):
     buckets: BucketsOut | None = Field(description="The layer's buckets it holds (set at start)")
     population: PopulationDefinition
     salt: str
+    allocation: Literal["fixed", "thompson"] = Field(
+        default="fixed", description="fixed: by weight, sticky; thompson: daily content-bandit shares"
+    )
+    exploration_floor: float = Field(default=0.05, description="thompson: the share every arm keeps")
     status: Status
     author: str
     approver: str | None
@@ -199,6 +203,9 @@ class SrmOut(BaseModel):
     p_value: float
     threshold: float
     flagged: bool = Field(description="p < threshold: the verdict is blocked")
+    applicable: bool = Field(
+        default=True, description="False under Thompson-sampling allocation (shares follow results)"
+    )
     observed: dict[str, int]
     expected: dict[str, float]
 
@@ -226,13 +233,33 @@ class VerdictOut(BaseModel):
     reasons: list[str]
 
 
+class BanditVariantOut(BaseModel):
+    variant: str
+    impressions: int
+    clicks: int
+    posterior_mean: float
+    ci_low: float = Field(description="2.5 % quantile of the Beta posterior of the click-through rate")
+    ci_high: float = Field(description="97.5 % quantile")
+    probability_best: float
+    share: float = Field(description="Its share of traffic now (exploration floor included)")
+
+
+class BanditOut(BaseModel):
+    method: Literal["thompson_sampling"]
+    floor: float
+    draws: int
+    seed: int
+    variants: list[BanditVariantOut]
+
+
 class AnalysisOut(BaseModel):
-    """The fixed-horizon analysis of an experiment."""
+    """The fixed-horizon analysis of an experiment (plus the bandit report under Thompson sampling)."""
 
     experiment_id: str
     name: str
     status: Status
     primary_metric: str
+    allocation: Literal["fixed", "thompson"] = "fixed"
     method: Literal["fixed_horizon"]
     alpha: float
     correction: Literal["holm"]
@@ -243,6 +270,7 @@ class AnalysisOut(BaseModel):
     guardrails: list[GuardrailOut]
     sample_size: SampleSizeOut
     verdict: VerdictOut
+    bandit: BanditOut | None = Field(default=None, description="Thompson-sampling experiments only")
 
 
 def get_experiments(request: Request) -> ExperimentService:

@@ -157,6 +157,8 @@ class ExperimentSpec:
     buckets: BucketRange
     arms: tuple[Arm, ...]
     population: Population = field(default_factory=Population)
+    #: ``fixed`` (weights, sticky) or ``thompson`` (daily bandit shares; the caller draws the arm).
+    allocation: str = "fixed"
     #: The arms' bucket bounds (computed once: the decision path hashes with them per request).
     bounds: tuple[int, ...] = field(init=False, repr=False, compare=False)
 

@@ -14,6 +14,12 @@ Metrics are computed per exposed customer (the unit of randomisation):
 - ``rights_cost_per_conversion``: cost of the granted rights (fen) per conversion;
 - ``opt_out_rate`` and ``complaint_rate``: share of exposed customers who opted out or complained
   (guardrails: higher is worse).
+
+**Allocation.** ``fixed`` (default): arms by weight, sticky per customer. ``thompson``: for content
+variants only (every arm changes nothing but ``content_variant``; the primary metric is ``ctr``): each
+day a customer gets the arm :func:`recommender.experiments.bandit.choose` draws from the Thompson-sampling
+shares of the clicks and exposures so far, every arm keeping at least ``exploration_floor`` of the
+traffic; the weights are ignored (see :mod:`recommender.experiments.bandit`).
 """
 
 from __future__ import annotations
@@ -24,11 +30,15 @@ from typing import Annotated, Any, Final, Literal, get_args
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from qianmian_rules import CHANNELS, SEGMENTS
 
+from recommender.experiments.bandit import DEFAULT_FLOOR
+
 PrimaryMetric = Literal[
     "ctr", "conversion_rate", "aum_per_customer", "margin_per_customer", "rights_cost_per_conversion"
 ]
 GuardrailMetric = Literal["opt_out_rate", "complaint_rate", "rights_cost_per_conversion"]
 PRIMARY_METRICS: Final[tuple[str, ...]] = get_args(PrimaryMetric)
+Allocation = Literal["fixed", "thompson"]
+ALLOCATIONS: Final[tuple[str, ...]] = get_args(Allocation)
 GUARDRAIL_METRICS: Final[tuple[str, ...]] = get_args(GuardrailMetric)
 #: Every metric an analysis reports, in report order.
 METRICS: Final[tuple[str, ...]] = (
@@ -171,6 +181,18 @@ class ExperimentDefinition(BaseModel):
         pattern=r"^[A-Za-z0-9_.:-]+$",
         description="Hash salt of the arms (default: the experiment id, so experiments are independent)",
     )
+    allocation: Allocation = Field(
+        default="fixed",
+        description="``fixed``: by weight, sticky per customer; ``thompson``: content variants only, "
+        "daily Thompson-sampling shares by click-through rate with an exploration floor",
+    )
+    exploration_floor: float = Field(
+        default=DEFAULT_FLOOR,
+        ge=0,
+        le=0.5,
+        allow_inf_nan=False,
+        description="``thompson``: the share of traffic every arm keeps",
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> ExperimentDefinition:
@@ -182,4 +204,14 @@ class ExperimentDefinition(BaseModel):
         metrics = [g.metric for g in self.guardrails]
         if len(set(metrics)) != len(metrics):
             raise ValueError("a guardrail metric is given twice")
+        if self.allocation == "thompson":
+            if self.primary_metric != "ctr":
+                raise ValueError("Thompson-sampling allocation optimises ctr: make it the primary metric")
+            for arm in self.arms:
+                if arm.changes.model_dump(exclude_none=True, exclude={"content_variant"}):
+                    raise ValueError(
+                        f"arm {arm.name}: a Thompson-sampling experiment compares content variants only"
+                    )
+            if self.exploration_floor * len(self.arms) > 1:
+                raise ValueError(f"exploration_floor × {len(self.arms)} arms exceeds the whole traffic")
         return self

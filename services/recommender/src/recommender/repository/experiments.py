@@ -64,6 +64,8 @@ class ExperimentRecord:
     stopped_at: datetime | None
     version: int
     arms: tuple[ArmRecord, ...]
+    allocation: str = "fixed"
+    exploration_floor: float = 0.05
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,6 +139,8 @@ def _record(row: Experiment, arms: Sequence[ExperimentArm]) -> ExperimentRecord:
             ArmRecord(a.name, a.position, a.weight, dict(a.changes))
             for a in sorted(arms, key=lambda a: a.position)
         ),
+        allocation=row.allocation,
+        exploration_floor=row.exploration_floor,
     )
 
 
@@ -378,6 +382,29 @@ class ExperimentRepository:
             )
         )
         self.session.flush()
+
+    def arm_counts(self, experiment_id: str) -> dict[str, tuple[int, int]]:
+        """Per arm: ``(exposures, attributed clicks)`` so far (what a content bandit learns from)."""
+        exposures = dict(
+            self.session.execute(
+                select(ExperimentExposure.arm, func.count())
+                .where(ExperimentExposure.experiment_id == experiment_id)
+                .group_by(ExperimentExposure.arm)
+            ).all()
+        )
+        clicks = dict(
+            self.session.execute(
+                select(ExperimentConversion.arm, func.count())
+                .where(
+                    ExperimentConversion.experiment_id == experiment_id, ExperimentConversion.kind == "click"
+                )
+                .group_by(ExperimentConversion.arm)
+            ).all()
+        )
+        return {
+            str(arm): (int(exposures.get(arm, 0)), int(clicks.get(arm, 0)))
+            for arm in set(exposures) | set(clicks)
+        }
 
     def exposed_customers(self, experiment_id: str) -> list[CustomerExposure]:
         """Every exposed customer with their arm, impressions and first assignment time."""

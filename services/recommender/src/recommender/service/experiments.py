@@ -15,6 +15,12 @@ first arm in an experiment is stored (``INSERT … ON CONFLICT DO NOTHING``, the
 concurrent first assignments end with one stored arm, and a later weight change never moves a
 customer: the stored arm wins. Stored arms never change, so they are also cached (bounded LRU).
 
+**Content bandits.** An experiment with ``allocation: thompson`` (content variants only, primary metric
+``ctr``) is not sticky: each day a customer gets the arm :func:`~recommender.experiments.bandit.choose`
+draws from the Thompson-sampling shares of the exposures and attributed clicks so far (recomputed every
+``bandit_refresh_s``; every arm keeps ``exploration_floor``). Its analysis adds the bandit report
+(posterior, 95 % credible interval, P(best) and share per arm); the SRM check does not apply there.
+
 **Exposure** (:meth:`ExperimentService.record_exposure`) is logged by the decision pipeline when an
 arm shaped what a customer was served, for the customer's stored arm only. **Conversions**
 (:meth:`ExperimentService.record_conversion`: clicks, conversions with their value and rights cost,
@@ -33,6 +39,8 @@ flags, the minimum detectable effect at the current size and a verdict. Fixed-ho
 from __future__ import annotations
 
 import bisect
+import dataclasses
+import hashlib
 import math
 import threading
 import time
@@ -65,6 +73,7 @@ from recommender.experiments.assignment import (
     allocate_range,
     buckets_for_share,
 )
+from recommender.experiments.bandit import ThompsonAllocator, VariantCounts, choose
 from recommender.experiments.definition import LOWER_IS_BETTER, METRICS, ArmChanges, ExperimentDefinition
 from recommender.models import CHANNELS, CONVERSION_KINDS, Experiment, ExperimentArm
 from recommender.repository.experiments import (
@@ -92,6 +101,11 @@ DEFAULT_ATTRIBUTION_WINDOW: Final = timedelta(days=7)
 DEFAULT_CUPED_LOOKBACK: Final = timedelta(days=28)
 RUNNING_WARNING: Final = (
     "The experiment is still running: the verdict is provisional until it stops at its planned size."
+)
+ADAPTIVE_WARNING: Final = (
+    "Thompson-sampling allocation: arms get more traffic as they do better, so the fixed-horizon "
+    "intervals and p-values are approximate and the SRM check does not apply; decide on the bandit "
+    "report's P(best)."
 )
 WEIGHTS_CHANGED_WARNING: Final = (
     "Weights changed while running: the SRM check tests each period against its own weights, and the "
@@ -185,7 +199,21 @@ def _spec(record: ExperimentRecord) -> ExperimentSpec:
             segments=frozenset(record.population.get("segments", ())),
             channels=frozenset(record.population.get("channels", ())),
         ),
+        allocation=record.allocation,
     )
+
+
+def _allocator(record: ExperimentRecord) -> ThompsonAllocator:
+    """The content bandit of a ``thompson`` experiment, seeded by its salt (same counts, same shares)."""
+    seed = int.from_bytes(hashlib.sha256(record.salt.encode()).digest()[:4], "big")
+    return ThompsonAllocator(
+        [a.name for a in record.arms], floor=record.exploration_floor, seed=seed, draws=4_000
+    )
+
+
+def _variant_counts(counts: Mapping[str, tuple[int, int]]) -> dict[str, VariantCounts]:
+    # A click can be attributed after its exposure's arm lost traffic; never more clicks than exposures.
+    return {arm: VariantCounts(n, min(clicks, n)) for arm, (n, clicks) in counts.items()}
 
 
 class ExperimentService:
@@ -202,11 +230,12 @@ class ExperimentService:
         alpha: float = stats.ALPHA,
         cuped_lookback: timedelta = DEFAULT_CUPED_LOOKBACK,
         assignment_cache_size: int = 100_000,
+        bandit_refresh_s: float = 300.0,
         now: Callable[[], datetime] = _utcnow,
     ) -> None:
         if attribution_window <= timedelta(0):
             raise ValueError("the attribution window must be positive")
-        if cache_ttl_s < 0 or assignment_cache_size < 0:
+        if cache_ttl_s < 0 or assignment_cache_size < 0 or bandit_refresh_s < 0:
             raise ValueError("cache sizes and times must be >= 0")
         self.database = database
         self.holdout = holdout or Holdout()
@@ -221,6 +250,10 @@ class ExperimentService:
         self._changes: dict[tuple[str, str], ArmChanges] = {}
         self._arms: OrderedDict[tuple[str, str], str] = OrderedDict()
         self._arms_max = assignment_cache_size
+        self.bandit_refresh_s = bandit_refresh_s
+        #: Running ``thompson`` experiments (as last loaded) and their shares (computed when, shares).
+        self._bandits: dict[str, ExperimentRecord] = {}
+        self._shares: dict[str, tuple[float, dict[str, float]]] = {}
 
     # --- the running experiments, cached ---
 
@@ -232,9 +265,32 @@ class ExperimentService:
         changes = {
             (r.experiment_id, a.name): ArmChanges.model_validate(a.changes) for r in running for a in r.arms
         }
+        bandits = {r.experiment_id: r for r in running if r.allocation == "thompson"}
         with self._lock:
             self._assigner, self._loaded_at, self._changes = assigner, time.monotonic(), changes
+            self._bandits = bandits
         return assigner
+
+    def bandit_shares(self, experiment_id: str) -> dict[str, float]:
+        """The current Thompson-sampling shares of a running ``thompson`` experiment's arms (recomputed
+        from the stored exposures and clicks every ``bandit_refresh_s``)."""
+        self.assigner()  # load the running experiments when stale
+        with self._lock:
+            record = self._bandits.get(experiment_id)
+            cached = self._shares.get(experiment_id)
+        if record is None:
+            raise ExperimentNotRunningError(
+                f"experiment {experiment_id} is not a running Thompson-sampling experiment",
+                details={"experiment_id": experiment_id},
+            )
+        if cached is not None and time.monotonic() - cached[0] <= self.bandit_refresh_s:
+            return cached[1]
+        with self.database.session() as session:
+            counts = ExperimentRepository(session).arm_counts(experiment_id)
+        shares = _allocator(record).allocation(_variant_counts(counts))
+        with self._lock:
+            self._shares[experiment_id] = (time.monotonic(), shares)
+        return shares
 
     def arm_changes(self, experiment_id: str, arm: str) -> ArmChanges | None:
         """What ``arm`` of a running experiment changes (None: not running, as last loaded)."""
@@ -288,7 +344,13 @@ class ExperimentService:
         if not eligible:
             return NO_ASSIGNMENT
         known: dict[str, str] = {}
+        today = self.now().date()
         for spec in eligible:
+            if spec.allocation == "thompson":  # not sticky: the day's draw from the bandit's shares
+                known[spec.experiment_id] = choose(
+                    self.bandit_shares(spec.experiment_id), spec.salt, customer_id, today
+                )
+                continue
             arm = self._cached_arm(spec.experiment_id, customer_id)
             if arm is not None:
                 known[spec.experiment_id] = arm
@@ -335,16 +397,20 @@ class ExperimentService:
         if at.tzinfo is None:
             raise ValueError("the exposure time must carry a time zone")
         # Not in the cache: started a moment ago in another process (refresh), or not running at all.
-        if experiment_id not in {s.experiment_id for s in self.assigner().experiments} and (
-            experiment_id not in {s.experiment_id for s in self.refresh().experiments}
-        ):
+        spec = next((s for s in self.assigner().experiments if s.experiment_id == experiment_id), None)
+        if spec is None:
+            spec = next((s for s in self.refresh().experiments if s.experiment_id == experiment_id), None)
+        if spec is None:
             raise ExperimentNotRunningError(
                 f"experiment {experiment_id} is not running", details={"experiment_id": experiment_id}
             )
+        bandit = spec.allocation == "thompson"
         with self.database.session() as session:
             repo = ExperimentRepository(session)
-            stored = self._cached_arm(experiment_id, customer_id)
-            if stored is None:
+            stored = arm if bandit and arm in spec.arm_names else None  # a bandit's arm is the day's draw
+            if stored is None and not bandit:
+                stored = self._cached_arm(experiment_id, customer_id)
+            if stored is None and not bandit:
                 stored = repo.stored_arms(customer_id, [experiment_id]).get(experiment_id)
             if stored != arm:
                 raise ArmMismatchError(
@@ -359,7 +425,8 @@ class ExperimentService:
                 channel=channel,
                 at=at,
             )
-        self._remember(experiment_id, customer_id, arm)
+        if not bandit:
+            self._remember(experiment_id, customer_id, arm)
 
     def record_conversion(
         self,
@@ -471,6 +538,8 @@ class ExperimentService:
                     bucket_end=None,
                     population=definition.population.model_dump(),
                     salt=definition.salt or experiment_id,
+                    allocation=definition.allocation,
+                    exploration_floor=definition.exploration_floor,
                     status="draft",
                     author=author,
                     approver=None,
@@ -636,12 +705,16 @@ class ExperimentService:
             exposed = repo.exposed_customers(experiment_id)
             outcomes = repo.outcomes(experiment_id)
             assigned = repo.assignment_counts(experiment_id)
+            counts = repo.arm_counts(experiment_id) if record.allocation == "thompson" else None
             pre: dict[str, int] = {}
             if record.started_at is not None:
                 pre = repo.pre_period_values(
                     experiment_id, since=record.started_at - self.cuped_lookback, until=record.started_at
                 )
-        return _Analysis(record, history, exposed, outcomes, assigned, pre, self).result()
+        result = _Analysis(record, history, exposed, outcomes, assigned, pre, self).result()
+        if counts is not None:
+            result["bandit"] = _allocator(record).report(_variant_counts(counts)).as_json()
+        return result
 
 
 def _require(repo: ExperimentRepository, experiment_id: str) -> ExperimentRecord:
@@ -668,6 +741,8 @@ def _summary(record: ExperimentRecord) -> dict[str, Any]:
         else {"start": record.bucket_start, "end": record.bucket_end},
         "population": record.population,
         "salt": record.salt,
+        "allocation": record.allocation,
+        "exploration_floor": record.exploration_floor,
         "status": record.status,
         "author": record.author,
         "approver": record.approver,
@@ -882,6 +957,9 @@ class _Analysis:
                 else None
             )
         srm = self._srm()
+        adaptive = record.allocation == "thompson"
+        if adaptive:  # shares follow the results by design: no fixed ratio to test against
+            srm = dataclasses.replace(srm, flagged=False)
         guardrails = []
         for name in treatments:
             for g in record.guardrail_metrics:
@@ -954,13 +1032,16 @@ class _Analysis:
         warnings = [stats.PEEKING_WARNING]
         if record.status == "running":
             warnings.append(RUNNING_WARNING)
-        if len(self._periods()) > 1:
+        if adaptive:
+            warnings.append(ADAPTIVE_WARNING)
+        elif len(self._periods()) > 1:
             warnings.append(WEIGHTS_CHANGED_WARNING)
         return {
             "experiment_id": record.experiment_id,
             "name": record.name,
             "status": record.status,
             "primary_metric": primary,
+            "allocation": record.allocation,
             "method": "fixed_horizon",
             "alpha": alpha,
             "correction": "holm",
@@ -973,6 +1054,7 @@ class _Analysis:
                 "p_value": srm.p_value,
                 "threshold": srm.threshold,
                 "flagged": srm.flagged,
+                "applicable": not adaptive,
                 "observed": dict(zip(self.arm_names, srm.observed, strict=True)),
                 "expected": dict(zip(self.arm_names, srm.expected, strict=True)),
             },
@@ -1077,7 +1159,14 @@ def analysis_summary(analysis: Mapping[str, Any]) -> str:
             )
         lines.append(line)
     srm = analysis["srm"]
-    lines.append(f"  SRM p = {srm['p_value']:.3g}" + (" (FLAGGED)" if srm["flagged"] else " (ok)"))
+    if srm.get("applicable", True):
+        lines.append(f"  SRM p = {srm['p_value']:.3g}" + (" (FLAGGED)" if srm["flagged"] else " (ok)"))
+    for v in (analysis.get("bandit") or {}).get("variants", ()):
+        lines.append(
+            f"  bandit {v['variant']:<12} CTR {v['posterior_mean']:.4f} "
+            f"[{v['ci_low']:.4f}, {v['ci_high']:.4f}]  P(best) {v['probability_best']:.3f}  "
+            f"share {v['share']:.1%}"
+        )
     verdict = analysis["verdict"]
     lines.append(
         f"  verdict: {verdict['decision']}"
