@@ -32,6 +32,7 @@ from recommender.service.experiments import ExperimentService
 from recommender.service.feedback import FeedbackService
 from recommender.service.grants import RightsGrantClient, RightsGranter
 from recommender.service.holder import ModelHolder
+from recommender.service.housekeeping import Housekeeping
 from recommender.service.hub_cache import ContentHubClient, HubCache, ProductHubClient, RightsHubClient
 from recommender.service.outbound import OutboundService
 from recommender.service.outbound_sources import (
@@ -156,6 +157,7 @@ def create_app(
         on_cooldown=decisions.ledger.forget,
         experiments=experiments,
     )
+    housekeeping = Housekeeping(feedback, interval_s=settings.housekeeping_interval_s)
     # --- end of POST /v1/feedback ---
 
     # --- /v1/outbound/lists: profile's customer pages and content-hub's rendering (tests pass both) ---
@@ -208,6 +210,6 @@ def create_app(
             "outbound": outbound,
             "experiments": experiments,
         },
-        async_startups=[hub_cache.start, audit_writer.start, context.start],
-        async_cleanups=[context.stop, audit_writer.stop, hub_cache.stop, *cleanups],
+        async_startups=[hub_cache.start, audit_writer.start, context.start, housekeeping.start],
+        async_cleanups=[housekeeping.stop, context.stop, audit_writer.stop, hub_cache.stop, *cleanups],
     )

@@ -124,6 +124,13 @@ class RecommenderSettings(ServiceSettings):
     outbound_profile_timeout_s: float = Field(
         default=30.0, gt=0, le=300, description="Timeout of one page of profile's customer scan"
     )
+    housekeeping_interval_s: float = Field(
+        default=60.0,
+        ge=0,
+        le=3600,
+        description="Seconds between retries of pending rights grants and purges of old feedback keys "
+        "(0: never, e.g. when a separate job does it)",
+    )
     experiments_attribution_days: int = Field(
         default=7, ge=1, le=90, description="A conversion counts for an experiment arm exposed this recently"
     )

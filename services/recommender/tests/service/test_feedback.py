@@ -247,6 +247,70 @@ def test_a_convert_is_recorded_when_rights_hub_is_down_and_a_replay_retries(data
     assert orjson.loads(click.body)["right_grant"] is None
 
 
+def test_old_keys_are_purged_and_a_retry_after_the_purge_is_refused_not_repeated(database: Database) -> None:
+    decision_id = _decision(database)
+    first = _record(_service(database), FeedbackInput(decision_id, "DEP-1Y-01", "click"), "k-old")
+    assert first.status_code == 201
+    # A key of another operation is not feedback's to purge.
+    with database.session() as session:
+        session.add(
+            IdempotencyRecord(
+                client="console",
+                idempotency_key="k-other",
+                operation="outbound_list",
+                fingerprint="f",
+                status_code=201,
+                response_body=b"{}",
+                created_at=NOW - timedelta(days=90),
+                updated_at=NOW - timedelta(days=90),
+            )
+        )
+    service = _service(database)
+    assert service.key_retention == timedelta(days=31, minutes=5)
+    assert asyncio.run(service.purge_keys()) == 0  # still within its retention
+
+    later = NOW + service.key_retention + timedelta(minutes=1)
+    purged_by = _service(database, now=later)
+    assert asyncio.run(purged_by.purge_keys()) == 1
+    assert _count(database, IdempotencyRecord) == 1  # the other operation's key stays
+    # The client retries the old request: the key is gone, but the decision is too old for feedback,
+    # so nothing happens a second time.
+    with pytest.raises(FeedbackTimeError) as refused:
+        _record(purged_by, FeedbackInput(decision_id, "DEP-1Y-01", "click"), "k-old")
+    assert refused.value.error_code == "decision_too_old"
+    assert _count(database, Feedback) == 1
+    assert _count(database, ContactEvent) == 1
+
+
+def test_housekeeping_retries_pending_grants_and_purges_keys(database: Database) -> None:
+    from recommender.service.housekeeping import KEYS_PURGED, Housekeeping
+
+    decision_id = _decision(database)
+    _record(_service(database), FeedbackInput(decision_id, "WM-R2-01", "convert"), "k-hk")
+    later = NOW + timedelta(days=32)
+    keeper = Housekeeping(_service(database, now=later), interval_s=0.01)
+    purged = KEYS_PURGED._value.get()
+
+    async def run() -> None:
+        await keeper.start()
+        try:
+            for _ in range(500):
+                await asyncio.sleep(0.01)
+                if _count(database, IdempotencyRecord) == 0:
+                    break
+        finally:
+            await keeper.stop()
+
+    asyncio.run(run())
+    assert _count(database, IdempotencyRecord) == 0
+    assert KEYS_PURGED._value.get() == purged + 1
+    with database.session() as session:  # rights-hub is still down: asked again, still pending
+        row = session.execute(select(Feedback)).scalar_one()
+        assert row.grant_status == "pending_retry"
+        assert row.grant_attempts >= 2
+    assert asyncio.run(Housekeeping(_service(database), interval_s=0).run_once()).keys_purged == 0
+
+
 def test_grant_keys_are_deterministic_and_fit_rights_hub() -> None:
     assert grant_key("dec_1", "DEP-1Y-01", "RT-A") == "grant:dec_1:DEP-1Y-01:RT-A"
     long = grant_key("d" * 64, "p" * 64, "r" * 64)

@@ -142,7 +142,7 @@ RESPONSES: dict[int | str, dict[str, Any]] = {
     422: {
         "model": ErrorResponse,
         "description": "Invalid input; product_not_in_decision; idempotency_key_reused; "
-        "feedback_in_future, feedback_too_old, feedback_before_decision",
+        "feedback_in_future, feedback_too_old, feedback_before_decision, decision_too_old",
     },
     503: {"model": ErrorResponse, "description": "The feedback store is unavailable (nothing recorded)"},
 }

@@ -13,7 +13,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from qianmian_core.db import insert_ignoring_conflicts
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from recommender.models import Feedback, IdempotencyRecord
@@ -47,6 +47,23 @@ class IdempotencyRepository:
     def get(self, client: str, key: str) -> IdempotencyRecord | None:
         """The stored record, or None."""
         return self.session.get(IdempotencyRecord, (client, key), populate_existing=True)
+
+    def purge(self, operation: str, *, before: datetime, limit: int = 10_000) -> int:
+        """Delete up to ``limit`` keys of ``operation`` created before ``before``; how many went."""
+        old = (
+            select(IdempotencyRecord.client, IdempotencyRecord.idempotency_key)
+            .where(IdempotencyRecord.operation == operation, IdempotencyRecord.created_at < before)
+            .order_by(IdempotencyRecord.created_at)
+            .limit(limit)
+        )
+        rows = self.session.execute(old).all()
+        for client, key in rows:
+            self.session.execute(
+                delete(IdempotencyRecord).where(
+                    IdempotencyRecord.client == client, IdempotencyRecord.idempotency_key == key
+                )
+            )
+        return len(rows)
 
     def store(self, client: str, key: str, status_code: int, body: bytes, now: datetime) -> None:
         """Store (or, after a retried grant, replace) the answer of a claimed key."""

@@ -10,7 +10,8 @@ for one product of one decision, under the client's Idempotency-Key. In **one tr
    experiment arm come from that record, never from the client;
 3. checks the event time (default now): at most ``max_skew`` ahead of the recommender's clock, at
    most ``max_age`` old, and not before the decision (``feedback_in_future``, ``feedback_too_old``,
-   ``feedback_before_decision``, all 422);
+   ``feedback_before_decision``, all 422); and the decision itself: at most ``max_age`` old
+   (``decision_too_old``, 422), which is what lets stored keys be purged safely (below);
 4. appends the event to ``contact_events``; a dismiss also starts the product's cool-down for the
    customer until ``at + ContactPolicy.dismiss_cooldown`` (never shortening a running one), which
    the next decision's policies report as ``cooldown_dismissed``;
@@ -32,6 +33,10 @@ Replays: the same key and body get the stored bytes back (``replayed``). While t
 the refreshed stored answer; so the bytes change exactly once, from pending to settled, and a settled
 grant is never asked for again. :meth:`FeedbackService.retry_pending_grants` does the same for every
 pending grant, for a periodic job.
+
+Stored keys are kept for ``max_age + max_skew`` plus a day (:meth:`FeedbackService.purge_keys`, also
+periodic): a request that could reuse a purged key names a decision older than ``max_age`` and is
+refused (``decision_too_old``) before it could act a second time.
 
 Experiments do not exist yet: each feedback row carries the decision's ``experiment_id`` and
 ``experiment_arm`` (exposures are its impressions, conversions its converts), which is what their
@@ -270,6 +275,22 @@ class FeedbackService:
             return recorded.response
         return StoredResponse(CREATED, body, replayed=recorded.response.replayed)
 
+    @property
+    def key_retention(self) -> timedelta:
+        """How long a stored Idempotency-Key answer is kept (see the module docstring)."""
+        return self.max_age + self.max_skew + timedelta(days=1)
+
+    async def purge_keys(self, limit: int = 10_000) -> int:
+        """Delete stored feedback keys older than :attr:`key_retention`; how many were deleted."""
+
+        def purge() -> int:
+            with self.database.session() as session:
+                return IdempotencyRepository(session).purge(
+                    OPERATION, before=self.now() - self.key_retention, limit=limit
+                )
+
+        return await asyncio.to_thread(purge)
+
     async def retry_pending_grants(self, limit: int = 100) -> list[GrantResult]:
         """Ask rights-hub again for up to ``limit`` pending grants (oldest first); their outcomes."""
 
@@ -430,6 +451,12 @@ class FeedbackService:
                 "the event is too old to be reported",
                 code="feedback_too_old",
                 details={"max_age_days": self.max_age.days},
+            )
+        if now - decided_at > self.max_age:
+            raise FeedbackTimeError(
+                "the decision is too old to take feedback",
+                code="decision_too_old",
+                details={"decided_at": decided_at.isoformat(), "max_age_days": self.max_age.days},
             )
         if at < decided_at - self.max_skew:
             raise FeedbackTimeError(
