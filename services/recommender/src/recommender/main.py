@@ -155,6 +155,7 @@ def create_app(
         rights=rights_grants,
         contact_policy=settings.contact_policy,
         on_cooldown=decisions.ledger.forget,
+        on_shown=decisions.ledger.shown,
         experiments=experiments,
     )
     housekeeping = Housekeeping(feedback, interval_s=settings.housekeeping_interval_s)

@@ -198,6 +198,39 @@ def test_a_dismissed_product_is_blocked_by_its_cool_down_in_the_next_decision(ri
     assert "cooldown_dismissed" not in codes
 
 
+def test_a_product_the_customer_saw_is_not_repeated_within_the_no_repeat_window(
+    rig: Rig, tmp_path: Path
+) -> None:
+    first = _decide(rig)
+    seen = first["bundles"][0]["product"]["id"]
+    assert seen in {b["product"]["id"] for b in _decide(rig)["bundles"]}  # a decision alone is no impression
+    resp = _feedback(
+        rig, {"decision_id": first["decision_id"], "product_id": seen, "event": "impression"}, key="imp-1"
+    )
+    assert resp.status_code == 201, resp.text
+
+    second = _decide(rig)
+    offered = {b["product"]["id"] for b in second["bundles"]}
+    assert seen not in offered
+    assert offered, "other products are still offered"
+    record = rig.client.get(f"/v1/decisions/{second['decision_id']}", headers=auth_headers("app-gateway"))
+    body = record.json()
+    assert next(c for c in body["candidates"] if c["product_id"] == seen)["arbitration"] == "recently_shown"
+    assert seen in body["features"]["context"]["shown"]
+    # Another customer saw nothing: the product is still theirs to see.
+    assert seen in {b["product"]["id"] for b in _decide(rig, customer_id="C000000003")["bundles"]}
+    # The decision replays exactly from its record (what was shown is a recorded input).
+    from recommender.ml.registry import ModelRegistry
+    from recommender.repository.audit import AuditRepository
+    from recommender.service.replay import ReplayService
+
+    with rig.database.session() as session:
+        stored = AuditRepository(session).get(second["decision_id"])
+    assert stored is not None
+    result = ReplayService(rig.database, ModelRegistry(str(tmp_path / "models"))).replay(stored)
+    assert result.identical, result.differences
+
+
 def test_a_convert_is_recorded_while_rights_hub_is_down(rig: Rig) -> None:
     decision_id = record_decision(rig.database, [("DEP-1Y-01", "RT-TD-RATE-BOOST-15BP")])
     body = {"decision_id": decision_id, "product_id": "DEP-1Y-01", "event": "convert", "value": 2_000_000}

@@ -18,12 +18,12 @@ and cool-downs with :meth:`ContactRepository.contact_windows` (one query per pag
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
 from qianmian_core.db import UTCDateTime, dialect_insert, insert_ignoring_conflicts
-from sqlalchemy import bindparam, insert, literal, select, union_all, update
+from sqlalchemy import bindparam, func, insert, literal, select, union_all, update
 from sqlalchemy.orm import Session
 
 from recommender.models import CONTACT_KINDS, ContactCounter, ContactEvent, Cooldown
@@ -53,6 +53,13 @@ class Reservation:
     #: Offered products under a cool-down the decision did not know of (:meth:`ContactRepository.settle`):
     #: nothing was recorded and the decision must be made again.
     cooling: tuple[str, ...] = ()
+
+
+def _as_utc_time(value: datetime | str) -> datetime:
+    """An aggregate's timestamp as an aware UTC datetime (SQLite may hand MAX() back as text)."""
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 def _applies(cap: CapLike, channel: str) -> bool:
@@ -91,10 +98,12 @@ class SlotRequest:
 
 @dataclass(frozen=True, slots=True)
 class ContactWindow:
-    """A customer's decisions (``(channel, at)``, oldest first) and running cool-downs."""
+    """A customer's decisions (``(channel, at)``, oldest first), running cool-downs and the products
+    the customer saw (impressions reported through feedback: product id → the latest)."""
 
     decisions: list[tuple[str, datetime]]
     cooldowns: dict[str, datetime]
+    shown: dict[str, datetime] = field(default_factory=dict)
 
 
 class ContactRepository:
@@ -261,8 +270,9 @@ class ContactRepository:
     def contact_windows(
         self, customer_ids: Sequence[str], since: datetime, at: datetime | None
     ) -> dict[str, ContactWindow]:
-        """Many customers' decisions after ``since`` and cool-downs running at ``at`` (None: none read),
-        in one query: what :meth:`decision_times` and :meth:`active_cooldowns` give for one customer.
+        """Many customers' decisions and impressions after ``since`` and cool-downs running at ``at``
+        (None: none read), in one query: what :meth:`decision_times` and :meth:`active_cooldowns` give
+        for one customer, plus the last impression of each product (the no-repeat rule's input).
 
         Every customer asked for is in the answer (empty when nothing is recorded).
         """
@@ -276,17 +286,35 @@ class ContactRepository:
             ContactEvent.channel.label("key"),
             ContactEvent.at.label("at"),
         ).where(ContactEvent.customer_id.in_(ids), ContactEvent.kind == "decision", ContactEvent.at > since)
+        shown = (
+            select(
+                ContactEvent.customer_id,
+                literal("shown"),
+                ContactEvent.product_id,
+                func.max(ContactEvent.at),
+            )
+            .where(
+                ContactEvent.customer_id.in_(ids),
+                ContactEvent.kind == "impression",
+                ContactEvent.at > since,
+                ContactEvent.product_id.is_not(None),
+            )
+            .group_by(ContactEvent.customer_id, ContactEvent.product_id)
+        )
+        parts = [query, shown]
         if at is not None:
-            cooldowns = select(
-                Cooldown.customer_id, literal("cooldown"), Cooldown.product_id, Cooldown.until
-            ).where(Cooldown.customer_id.in_(ids), Cooldown.until > at)
-            rows = self.session.execute(union_all(query, cooldowns)).all()
-        else:
-            rows = self.session.execute(query).all()
+            parts.append(
+                select(Cooldown.customer_id, literal("cooldown"), Cooldown.product_id, Cooldown.until).where(
+                    Cooldown.customer_id.in_(ids), Cooldown.until > at
+                )
+            )
+        rows = self.session.execute(union_all(*parts)).all()
         for customer_id, part, key, when in rows:
             window = out[str(customer_id)]
             if part == "decision":
                 window.decisions.append((str(key), when))
+            elif part == "shown":
+                window.shown[str(key)] = _as_utc_time(when)
             else:
                 window.cooldowns[str(key)] = when
         for window in out.values():

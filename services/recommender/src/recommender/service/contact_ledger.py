@@ -8,7 +8,10 @@ rank anything. Reading them from the database for every decision cost a transact
 - every group commit of the audit log settles its decisions' contact slots against the database
   (:meth:`recommender.repository.contacts.ContactRepository.settle`, exact under row locks) and hands
   back each customer's window as stored: :meth:`ContactLedger.remember` keeps it;
-- a feedback that starts a cool-down makes the ledger :meth:`~ContactLedger.forget` the customer.
+- a feedback that starts a cool-down makes the ledger :meth:`~ContactLedger.forget` the customer;
+- an impression reported through feedback is noted (:meth:`~ContactLedger.shown`) for the no-repeat
+  rule (another replica's impressions arrive with the next load, at most ``ttl_s`` later: the
+  no-repeat rule is a courtesy, not a cap).
 
 The ledger is only the first look, never the last word: a slot is granted only by the settlement in
 the database, which re-counts every cap and re-checks the offered products' cool-downs in the same
@@ -83,7 +86,16 @@ class ContactLedger:
         return ContactState(
             contacts=tuple(ContactRecord(channel=c, at=t) for c, t in entry.window.decisions if t > since),
             cooldowns={p: until for p, until in entry.window.cooldowns.items() if until > at},
+            shown=dict(entry.window.shown),
         )
+
+    def shown(self, customer_id: str, product_id: str, at: datetime) -> None:
+        """Note an impression of ``product_id`` (when the customer's window is held)."""
+        entry = self._entries.get(customer_id)
+        if entry is not None:
+            last = entry.window.shown.get(product_id)
+            if last is None or at > last:
+                entry.window.shown[product_id] = at
 
     def remember(self, customer_id: str, window: ContactWindow) -> None:
         """Keep ``window`` as the customer's contact state (as stored by a settlement or a read)."""

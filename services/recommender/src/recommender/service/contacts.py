@@ -49,9 +49,10 @@ class ContactService:
     def state(self, customer_id: str, at: datetime) -> ContactState:
         """The customer's contact snapshot the policies read (the reservation re-checks it exactly)."""
         with self.database.session() as session:
-            repository = ContactRepository(session)
-            contacts = repository.decision_times(customer_id, at - self.policy.longest_window())
-            cooldowns = repository.active_cooldowns(customer_id, at)
+            since = at - self.policy.longest_window()
+            window = ContactRepository(session).contact_windows([customer_id], since, at)[customer_id]
         return ContactState(
-            contacts=tuple(ContactRecord(channel=c, at=t) for c, t in contacts), cooldowns=cooldowns
+            contacts=tuple(ContactRecord(channel=c, at=t) for c, t in window.decisions),
+            cooldowns=window.cooldowns,
+            shown=window.shown,
         )

@@ -170,6 +170,8 @@ class _Recorded:
     grant: PendingGrant | None
     #: The customer whose cool-down this feedback started, if it did.
     cooled: str | None = None
+    #: ``(customer, product, at)`` of a newly stored impression.
+    shown: tuple[str, str, datetime] | None = None
 
 
 def feedback_json(row: Feedback) -> dict[str, Any]:
@@ -240,6 +242,7 @@ class FeedbackService:
         rights: RightsGranter,
         contact_policy: ContactPolicy | None = None,
         on_cooldown: Callable[[str], None] | None = None,
+        on_shown: Callable[[str, str, datetime], None] | None = None,
         experiments: ExperimentService | None = None,
         max_skew: timedelta = MAX_SKEW,
         max_age: timedelta = MAX_AGE,
@@ -250,6 +253,8 @@ class FeedbackService:
         self.policy = contact_policy or ContactPolicy()
         #: Told the customer id once a dismiss's cool-down is stored (the decisions' contact ledger).
         self.on_cooldown = on_cooldown
+        #: Told (customer, product, at) once an impression is stored (the no-repeat rule's input).
+        self.on_shown = on_shown
         #: Clicks and conversions are attributed to the customer's experiment exposures.
         self.experiments = experiments
         self.max_skew = max_skew
@@ -268,6 +273,8 @@ class FeedbackService:
             FEEDBACK_EVENTS_TOTAL.labels(event=feedback.event).inc()
         if recorded.cooled is not None and self.on_cooldown is not None:
             self.on_cooldown(recorded.cooled)
+        if recorded.shown is not None and self.on_shown is not None:
+            self.on_shown(*recorded.shown)
         if recorded.grant is None:
             return recorded.response
         body = await self._settle(recorded.grant)
@@ -397,6 +404,7 @@ class FeedbackService:
             StoredResponse(CREATED, body),
             _pending(row),
             cooled=row.customer_id if cooldown_until is not None else None,
+            shown=(row.customer_id, row.product_id, at) if feedback.event == "impression" else None,
         )
 
     def _margin_fen(self, session: Session, decision: AuditRecord, product_id: str) -> int | None:

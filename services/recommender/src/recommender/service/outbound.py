@@ -359,6 +359,7 @@ def _context(item: CustomerFactsWire, window: ContactWindow) -> CustomerContext:
         contact=ContactState(
             contacts=tuple(ContactRecord(channel=c, at=t) for c, t in window.decisions),
             cooldowns=window.cooldowns,
+            shown=window.shown,
         ),
     )
 

@@ -138,7 +138,9 @@ def rank(
         ],
         limit=limit,
         at=request.at,
-        recently_shown=recently_shown if personalised else None,
+        recently_shown=(context.contact.shown if recently_shown is None else recently_shown)
+        if personalised
+        else None,
         config=arbitration if personalised else ArbitrationConfig(),
     )
     codes: list[str] = []
@@ -194,13 +196,15 @@ def without_offers(outcome: PipelineOutcome) -> PipelineOutcome:
 
 
 def context_to_json(context: CustomerContext) -> dict[str, Any]:
-    """The policy-relevant customer context (facts, consents, opt-out, contact history, cool-downs)."""
+    """The policy-relevant customer context (facts, consents, opt-out, contact history, cool-downs,
+    products shown: the no-repeat rule's input)."""
     return {
         "facts": context.facts.model_dump(mode="json"),
         "consents": dict(context.consents),
         "personalised_opt_out": context.personalised_opt_out,
         "contacts": [[c.channel, c.at.isoformat()] for c in context.contact.contacts],
         "cooldowns": {pid: until.isoformat() for pid, until in context.contact.cooldowns.items()},
+        "shown": {pid: at.isoformat() for pid, at in sorted(context.contact.shown.items())},
     }
 
 
@@ -212,6 +216,7 @@ def context_from_json(data: Mapping[str, Any]) -> CustomerContext:
         contact=ContactState(
             contacts=tuple(ContactRecord(ch, datetime.fromisoformat(at)) for ch, at in data["contacts"]),
             cooldowns={pid: datetime.fromisoformat(u) for pid, u in data["cooldowns"].items()},
+            shown={pid: datetime.fromisoformat(t) for pid, t in data.get("shown", {}).items()},
         ),
     )
 

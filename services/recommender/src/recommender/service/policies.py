@@ -161,10 +161,12 @@ class ContactRecord:
 
 @dataclass(frozen=True, slots=True)
 class ContactState:
-    """The customer's recent contact history and active cool-downs (product id → until)."""
+    """The customer's recent contact history, active cool-downs (product id → until) and the products
+    they saw (product id → last impression: arbitration's no-repeat rule)."""
 
     contacts: tuple[ContactRecord, ...] = ()
     cooldowns: Mapping[str, datetime] = field(default_factory=dict)
+    shown: Mapping[str, datetime] = field(default_factory=dict)
 
     def count(self, cap: CapWindow, at: datetime) -> int:
         """Decisions within ``cap``'s sliding window ending at ``at`` in the channels it covers.
