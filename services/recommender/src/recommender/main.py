@@ -28,7 +28,7 @@ from recommender.service.context import (
     FeatureReader,
 )
 from recommender.service.decisions import DecisionService
-from recommender.service.experiments import ExperimentService
+from recommender.service.experiments import ExperimentService, opt_out_recorder
 from recommender.service.feedback import FeedbackService
 from recommender.service.grants import RightsGrantClient, RightsGranter
 from recommender.service.holder import ModelHolder
@@ -129,6 +129,7 @@ def create_app(
         attribution_window=timedelta(days=settings.experiments_attribution_days),
         cache_ttl_s=settings.experiments_cache_ttl_s,
     )
+    context.on_consent = opt_out_recorder(profile, experiments)
     decisions = DecisionService(
         database=database,
         audit=audit_writer,

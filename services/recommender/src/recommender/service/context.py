@@ -167,6 +167,9 @@ class ChangeWire(BaseModel):
 
     seq: int
     customer_id: str
+    #: ``consent``, ``risk``, ``moment``, ``contact`` … (profile's change kinds; empty from old feeds).
+    kind: str = ""
+    at: datetime | None = None
 
 
 class ChangesWire(BaseModel):
@@ -247,8 +250,12 @@ class CustomerContextSource:
         changes: ChangeSource | None = None,
         config: ContextConfig | None = None,
         clock: Callable[[], float] = time.monotonic,
+        on_consent: Callable[[str, datetime | None], Awaitable[None]] | None = None,
     ) -> None:
         self.profile = profile
+        #: Awaited once per ``consent`` change of the feed (e.g. to record experiment opt-outs).
+        self.on_consent = on_consent
+        self._consent_seqs: OrderedDict[int, None] = OrderedDict()
         self.features = features
         self.changes = changes
         self.config = config or ContextConfig()
@@ -283,16 +290,32 @@ class CustomerContextSource:
             self._feed_ok_at = self._clock()
             return 0
         after = max(0, self._cursor - self.config.feed_overlap)
+        consents: list[ChangeWire] = []
         while True:
             page = await self.changes.changes(after, 1000)
             for change in page.changes:
                 evicted += self.evict(change.customer_id)
+                if change.kind == "consent" and change.seq not in self._consent_seqs:
+                    consents.append(change)  # the overlap re-reads changes: each is handled once
             after = page.next_after
             self._cursor = max(self._cursor, page.next_after)
             if not page.changes or page.next_after >= page.head:
                 break
         self._feed_ok_at = self._clock()
+        for change in consents:
+            await self._consent_changed(change)
         return evicted
+
+    async def _consent_changed(self, change: ChangeWire) -> None:
+        self._consent_seqs[change.seq] = None
+        while len(self._consent_seqs) > 10_000:
+            self._consent_seqs.popitem(last=False)
+        if self.on_consent is None:
+            return
+        try:
+            await self.on_consent(change.customer_id, change.at)
+        except Exception as exc:  # the feed goes on; the handler logs what it could not do
+            log.warning("consent_change_not_handled", error_type=type(exc).__name__)
 
     async def _follow(self) -> None:
         while True:

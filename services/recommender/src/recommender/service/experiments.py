@@ -38,6 +38,7 @@ flags, the minimum detectable effect at the current size and a verdict. Fixed-ho
 
 from __future__ import annotations
 
+import asyncio
 import bisect
 import dataclasses
 import hashlib
@@ -46,12 +47,13 @@ import threading
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
 import numpy as np
+from prometheus_client import Counter
 from pydantic import ValidationError
 from qianmian_core.db import Database
 from qianmian_core.errors import ConflictError, ForbiddenError, NotFoundError, UnprocessableError
@@ -84,6 +86,7 @@ from recommender.repository.experiments import (
     HistoryRecord,
 )
 from recommender.service.arbitration import ArbitrationConfig
+from recommender.service.profile import ProfileSource
 
 log = get_logger(__name__)
 
@@ -1175,3 +1178,31 @@ def analysis_summary(analysis: Mapping[str, Any]) -> str:
         + (f": {verdict['reasons'][0]}" if verdict["reasons"] else "")
     )
     return "\n".join(lines)
+
+
+OPT_OUTS: Final = Counter(
+    "qianmian_experiment_opt_outs_total",
+    "Marketing opt-outs seen on profile's change feed, by whether an experiment exposure took them",
+    ["attributed"],
+)
+for _attributed in ("true", "false"):
+    OPT_OUTS.labels(attributed=_attributed)
+
+
+def opt_out_recorder(
+    profile: ProfileSource, experiments: ExperimentService
+) -> Callable[[str, datetime | None], Awaitable[None]]:
+    """The change feed's ``consent`` handler: reads the customer's consents again and, when they opted
+    out of personalised marketing or withdrew every channel's consent, records an ``opt_out`` for the
+    experiments that exposed them within the attribution window (the opt-out guardrail). A repeated
+    opt-out of one customer counts once in the analysis (opt-out rate: share of exposed customers)."""
+
+    async def consent_changed(customer_id: str, at: datetime | None) -> None:
+        view = await profile.customer(customer_id)
+        if view.personalised and any(view.consents.values()):
+            return
+        when = at if at is not None and at.tzinfo is not None else experiments.now()
+        made = await asyncio.to_thread(experiments.record_conversion, customer_id, "opt_out", at=when)
+        OPT_OUTS.labels(attributed="true" if made else "false").inc()
+
+    return consent_changed
