@@ -261,11 +261,26 @@ def main() -> int:
         "sim_s": sim_s,
         "reused": reused,
         "loads": [load_before[0], load_after[0]],
+        "revision": revision(),
         "machine": f"{os.cpu_count()} CPUs, {platform.machine()}, Python {platform.python_version()}",
     }
     saved.write_text(json.dumps(got), encoding="utf-8")
     write(out, got)
     return 0
+
+
+def revision() -> str:
+    """The checkout's commit (``+dirty`` when it has uncommitted changes), for the report."""
+    try:
+        head = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT, capture_output=True, text=True
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return head + ("+dirty" if dirty else "")
 
 
 def write(out: Path, got: dict[str, Any]) -> None:
@@ -323,8 +338,9 @@ def write(out: Path, got: dict[str, Any]) -> None:
         "request latency (mean per decision)": ", ".join(
             f"{k} {1000 * v / max(decisions, 1):.0f} ms" for k, v in waited.items()
         ),
+        "code": f"`{run.get('revision', 'not recorded')}`",
         "machine": f"{run['machine']}; load average {run['loads'][0]:.2f} before, {run['loads'][1]:.2f} "
-        "after (shared machine; the run under nice 19)",
+        "after (a shared machine: other work ran at the same time)",
         "command": f"`python bench/experiment_sim.py --customers {args['customers']} --days {args['days']} "
         f"--seed {args['seed']} --active-share {args['active_share']} --limit {args['limit']}`",
     }
@@ -334,6 +350,16 @@ def write(out: Path, got: dict[str, Any]) -> None:
         "Both arms pin a registry version (`changes.model_version`), so which version production serves "
         "by default does not matter to the experiment; every other part of the decision (policies, "
         "contact caps, no-repeat window, content, rights, arbitration) is the production path.",
+        "What this run says about the product, not the experiment machinery: the CF arm converts far "
+        "less, most likely because of arbitration rather than its model's ranking (offline the model "
+        "beats segment popularity, reports/evaluation.md; not yet checked per decision). Its propensity "
+        "is the model's score min-max scaled over its top-k, so a product well down its list keeps a "
+        "propensity near the best one's, and "
+        "propensity × value then puts the consumer loan (value 700) or medical insurance first where "
+        "their planted P(convert) is low; segment popularity's propensities keep the ratios of real "
+        "purchase rates. On the bank's margin (what arbitration maximises) the arms are not "
+        "distinguishable here. The fix is a calibrated propensity: the learned ranker's P(add) "
+        "(reports/ranker.md) in the decision path, then this experiment again.",
         "Why the arms agree on most answers and what decides where they differ: the banner shows the "
         "bundle of highest priority = propensity × moment weight × value × lever (DESIGN §3) among the "
         "candidates that pass every policy (only products with content approved for the app can be "
