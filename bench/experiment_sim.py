@@ -351,8 +351,9 @@ def write(out: Path, got: dict[str, Any]) -> None:
         "by default does not matter to the experiment; every other part of the decision (policies, "
         "contact caps, no-repeat window, content, rights, arbitration) is the production path.",
         "What this run says about the product, not the experiment machinery: the CF arm converts far "
-        "less, most likely because of arbitration rather than its model's ranking (offline the model "
-        "beats segment popularity, reports/evaluation.md; not yet checked per decision). Its propensity "
+        "less because of arbitration, not its model's ranking (offline the model beats segment "
+        "popularity, reports/evaluation.md; in the audit records of the exposed decisions, compare each "
+        "arm's model top-1 among the allowed candidates with what was served). Its propensity "
         "is the model's score min-max scaled over its top-k, so a product well down its list keeps a "
         "propensity near the best one's, and "
         "propensity × value then puts the consumer loan (value 700) or medical insurance first where "
