@@ -5,8 +5,9 @@ attributed to their arm."""
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
+from datetime import datetime, timedelta
 
+import pytest
 from qianmian_core.db import Database
 from recommender.models import ExperimentConversion
 from recommender.service.context import ChangesWire, ChangeWire, CustomerContextSource
@@ -67,3 +68,28 @@ def test_an_exposed_customers_opt_out_is_attributed_once(sqlite_database: Databa
     assert arm is not None
     assert arms[arm]["opt_outs"] == 1
     assert sum(a["opt_outs"] for a in arms.values()) == 1
+
+
+def test_a_bulk_consent_update_is_looked_at_a_batch_per_poll(monkeypatch: pytest.MonkeyPatch) -> None:
+    from recommender.service import context as context_module
+
+    monkeypatch.setattr(context_module, "CONSENT_CHECKS_PER_POLL", 2)
+    seen: list[str] = []
+
+    async def on_consent(customer_id: str, _at: datetime | None) -> None:
+        seen.append(customer_id)
+
+    feed = Feed()
+    source = CustomerContextSource(FakeProfile(), None, changes=feed, on_consent=on_consent)
+
+    async def run() -> list[int]:
+        await source.poll_once()
+        feed.rows += [ChangeWire(seq=n, customer_id=f"C{n:09d}", kind="consent") for n in range(1, 6)]
+        handled = []
+        for _ in range(4):
+            await source.poll_once()
+            handled.append(len(seen))
+        return handled
+
+    assert asyncio.run(run()) == [2, 4, 5, 5]
+    assert seen == [f"C{n:09d}" for n in range(1, 6)]

@@ -30,7 +30,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -46,6 +46,9 @@ from qianmian_features.freshness import FeatureValue, check_freshness
 from recommender.service.profile import ProfileSource, ProfileUnavailableError, ProfileView
 
 log = get_logger(__name__)
+
+#: Consent changes handed to ``on_consent`` per poll of the change feed (the rest wait for the next).
+CONSENT_CHECKS_PER_POLL: Final = 200
 
 #: The customer feature views a decision reads (``view:feature`` references are built from them).
 CUSTOMER_VIEWS: Final[tuple[str, ...]] = ("customer_profile", "customer_activity")
@@ -256,6 +259,9 @@ class CustomerContextSource:
         #: Awaited once per ``consent`` change of the feed (e.g. to record experiment opt-outs).
         self.on_consent = on_consent
         self._consent_seqs: OrderedDict[int, None] = OrderedDict()
+        #: Consent changes waiting for ``on_consent``: at most CONSENT_CHECKS_PER_POLL each poll, so a
+        #: bulk consent update never holds up the feed (and the evictions it carries).
+        self._consents: deque[ChangeWire] = deque(maxlen=100_000)
         self.features = features
         self.changes = changes
         self.config = config or ContextConfig()
@@ -290,26 +296,25 @@ class CustomerContextSource:
             self._feed_ok_at = self._clock()
             return 0
         after = max(0, self._cursor - self.config.feed_overlap)
-        consents: list[ChangeWire] = []
         while True:
             page = await self.changes.changes(after, 1000)
             for change in page.changes:
                 evicted += self.evict(change.customer_id)
                 if change.kind == "consent" and change.seq not in self._consent_seqs:
-                    consents.append(change)  # the overlap re-reads changes: each is handled once
+                    self._consent_seqs[change.seq] = None  # the overlap re-reads changes: once each
+                    self._consents.append(change)
             after = page.next_after
             self._cursor = max(self._cursor, page.next_after)
             if not page.changes or page.next_after >= page.head:
                 break
         self._feed_ok_at = self._clock()
-        for change in consents:
-            await self._consent_changed(change)
+        while len(self._consent_seqs) > 200_000:
+            self._consent_seqs.popitem(last=False)
+        for _ in range(min(len(self._consents), CONSENT_CHECKS_PER_POLL)):
+            await self._consent_changed(self._consents.popleft())
         return evicted
 
     async def _consent_changed(self, change: ChangeWire) -> None:
-        self._consent_seqs[change.seq] = None
-        while len(self._consent_seqs) > 10_000:
-            self._consent_seqs.popitem(last=False)
         if self.on_consent is None:
             return
         try:
