@@ -224,7 +224,7 @@ def main() -> int:
     out = args.out if args.out.is_absolute() else ROOT / args.out
     saved = var / "simulation.json"
     if args.report_only:
-        write(out, json.loads(saved.read_text(encoding="utf-8")))
+        write(out, json.loads(saved.read_text(encoding="utf-8")), var)
         return 0
     data_dir = var / "bank"
     env = isolate(demo.environment(data_dir), var)
@@ -265,7 +265,7 @@ def main() -> int:
         "machine": f"{os.cpu_count()} CPUs, {platform.machine()}, Python {platform.python_version()}",
     }
     saved.write_text(json.dumps(got), encoding="utf-8")
-    write(out, got)
+    write(out, got, var)
     return 0
 
 
@@ -283,8 +283,40 @@ def revision() -> str:
     return head + ("+dirty" if dirty else "")
 
 
-def write(out: Path, got: dict[str, Any]) -> None:
-    """The report of a kept run (``simulate``'s answer plus the run's facts)."""
+def audited_first_choices(var: Path, experiment_id: str, response_model: dict[str, Any]) -> dict[str, Any]:
+    """Served against each arm's model's first choice, from the run's audit records (empty when the
+    run's database or bank is gone)."""
+    import sqlite3
+
+    from recommender.simulation.implied import first_choices
+    from recommender.simulation.response import Preferences, ResponseModel
+
+    database, bank = var / "recommender.db", var / "bank"
+    if not database.is_file() or not (bank / "truth" / "preferences.npz").is_file():
+        return {}
+    preferences = Preferences.load(bank)
+    model = ResponseModel(**{k: (tuple(v) if isinstance(v, list) else v) for k, v in response_model.items()})
+
+    def p_convert(customer: str, product: str) -> float:
+        return model.p_convert(preferences.of(customer, product), 0)
+
+    def records() -> Any:
+        with sqlite3.connect(f"file:{database}?mode=ro", uri=True) as db:
+            rows = db.execute(
+                "SELECT experiment_arm, customer_id, features, response, candidates FROM decisions "
+                "WHERE experiment_id = ? AND mode = 'personalised'",
+                (experiment_id,),
+            )
+            for arm, customer, features, response, candidates in rows:
+                if (json.loads(features).get("experiment") or {}).get("exposed"):
+                    yield arm, customer, json.loads(response), json.loads(candidates)
+
+    return first_choices(records(), p_convert)
+
+
+def write(out: Path, got: dict[str, Any], var: Path) -> None:
+    """The report of a kept run (``simulate``'s answer plus the run's facts; ``var``: its stack, for
+    the audit records)."""
     from recommender.simulation.implied import (
         arm_outcomes,
         daily_uplift,
@@ -352,8 +384,8 @@ def write(out: Path, got: dict[str, Any]) -> None:
         "contact caps, no-repeat window, content, rights, arbitration) is the production path.",
         "What this run says about the product, not the experiment machinery: the CF arm converts far "
         "less because of arbitration, not its model's ranking (offline the model beats segment "
-        "popularity, reports/evaluation.md; in the audit records of the exposed decisions, compare each "
-        "arm's model top-1 among the allowed candidates with what was served). Its propensity "
+        "popularity, reports/evaluation.md; the section 'Did arbitration keep the model's ranking?' "
+        "shows it decision by decision where the audit records were still there). Its propensity "
         "is the model's score min-max scaled over its top-k, so a product well down its list keeps a "
         "propensity near the best one's, and "
         "propensity × value then puts the consumer loan (value 700) or medical insurance first where "
@@ -389,6 +421,7 @@ def write(out: Path, got: dict[str, Any]) -> None:
         response_model=got["response"],
         notes=notes,
         differing=differing_answers(result.decisions, result.counterfactual, experiment_id),
+        first_choices=audited_first_choices(var, experiment_id, got["response"]),
     )
     path = write_report(out, data)
     ok, sentence = conclusion(data)

@@ -149,3 +149,31 @@ def test_daily_uplift_is_cumulative() -> None:
     assert [d.exposed for d in days] == [{"cf": 1, "control": 1}, {"cf": 2, "control": 2}]
     assert days[0].rates == {"cf": 1.0, "control": 0.0}
     assert days[1].uplift.implied == pytest.approx((0.4 + 0.2) / 2 - (0.1 + 0.3) / 2)
+
+
+def test_first_choices_compare_what_was_served_with_the_models_own_pick() -> None:
+    from recommender.simulation.implied import first_choices
+
+    def candidate(pid: str, score: float, sources: list[str], allowed: bool = True) -> dict[str, object]:
+        return {"product_id": pid, "score": score, "sources": sources, "allowed": allowed}
+
+    p = {("A", "LOAN"): 0.01, ("A", "DEP"): 0.06, ("A", "FUND"): 0.08, ("B", "DEP"): 0.05}
+    records = [
+        (  # the model preferred DEP; arbitration served the loan; FUND (best) was not the model's
+            "cf",
+            "A",
+            {"bundles": [{"product": {"id": "LOAN"}}]},
+            [
+                candidate("DEP", 1.0, ["cf:lightfm"]),
+                candidate("LOAN", 0.6, ["cf:lightfm", "popularity:segment"]),
+                candidate("FUND", 0.9, ["popularity:segment"]),
+                candidate("WM", 2.0, ["cf:lightfm"], allowed=False),  # blocked: never the model's pick
+            ],
+        ),
+        ("cf", "B", {"bundles": []}, [candidate("DEP", 1.0, ["cf:lightfm"])]),  # nothing served: skipped
+        ("control", "B", {"bundles": [{"product": {"id": "DEP"}}]}, [candidate("DEP", 1.0, ["cf:pop"])]),
+    ]
+    out = first_choices(records, lambda c, pid: p.get((c, pid), 0.0))
+    assert out["cf"].decisions == 1
+    assert (out["cf"].served, out["cf"].model_first, out["cf"].best_allowed) == (0.01, 0.06, 0.08)
+    assert (out["control"].served, out["control"].model_first) == (0.05, 0.05)

@@ -148,6 +148,14 @@ def test_a_significant_difference_covering_the_implied_one_is_detected(tmp_path:
     assert "not flagged" in text
     assert "| 3 |" in text  # the daily table
     assert (tmp_path / "experiments.png").stat().st_size > 10_000
+    assert "Did arbitration keep" not in text  # no audit records were read
+    from dataclasses import replace
+
+    from recommender.simulation.implied import FirstChoices
+
+    chosen = {"cf": FirstChoices("cf", 120, 0.0143, 0.0601, 0.0648)}
+    text = write_report(tmp_path, replace(data, first_choices=chosen)).read_text(encoding="utf-8")
+    assert "| CF | 120 | 1.43 % | 6.01 % | 6.48 % |" in text
 
 
 def test_an_interval_missing_the_implied_difference_or_a_flagged_srm_is_not_detected(tmp_path: Path) -> None:

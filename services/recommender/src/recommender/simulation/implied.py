@@ -29,9 +29,10 @@ interval should cover the implied difference about 95 % of the time.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from recommender.experiments import stats
 
@@ -337,4 +338,44 @@ def differing_answers(
             key=lambda s: (-s.decisions, s.product_id),
         )
         for arm, products in seen.items()
+    }
+
+
+@dataclass(frozen=True)
+class FirstChoices:
+    """One arm's exposed decisions: the mean P(convert) of the first bundle it served, of its model's own
+    first choice among the candidates every policy allowed, and of the best of those candidates."""
+
+    arm: str
+    decisions: int
+    served: float
+    model_first: float
+    best_allowed: float
+
+
+def first_choices(
+    records: Iterable[tuple[str, str, Mapping[str, Any], Sequence[Mapping[str, Any]]]],
+    p_convert: Callable[[str, str], float],
+) -> dict[str, FirstChoices]:
+    """Per arm, from audit records ``(arm, customer_id, response, candidates)`` of exposed decisions:
+    whether arbitration kept the model's ranking. ``p_convert(customer, product)`` is the planted
+    P(convert) at the first slot. The model's first choice is the allowed candidate of highest score
+    among those a ``cf:`` source proposed; decisions without bundles or such a candidate are skipped."""
+    sums: dict[str, list[float]] = defaultdict(lambda: [0.0, 0.0, 0.0, 0.0])
+    for arm, customer, response, candidates in records:
+        bundles = response.get("bundles") or []
+        allowed = [c for c in candidates if c.get("allowed")]
+        model = [c for c in allowed if any(str(s).startswith("cf:") for s in c.get("sources", ()))]
+        if not bundles or not model:
+            continue
+        first = max(model, key=lambda c: (float(c["score"]), str(c["product_id"])))
+        acc = sums[arm]
+        acc[0] += 1
+        acc[1] += p_convert(customer, str(bundles[0]["product"]["id"]))
+        acc[2] += p_convert(customer, str(first["product_id"]))
+        acc[3] += max(p_convert(customer, str(c["product_id"])) for c in allowed)
+    return {
+        arm: FirstChoices(arm, int(n), served / n, model_first / n, best / n)
+        for arm, (n, served, model_first, best) in sums.items()
+        if n
     }

@@ -14,7 +14,7 @@ from typing import Any
 
 from qianmian_bankgen.catalogue import CATALOGUE
 
-from recommender.simulation.implied import ArmOutcome, DailyUplift, ServedProduct, Uplift
+from recommender.simulation.implied import ArmOutcome, DailyUplift, FirstChoices, ServedProduct, Uplift
 
 
 @dataclass(frozen=True)
@@ -32,6 +32,8 @@ class ReportInput:
     notes: Sequence[str] = ()
     #: Per arm, what its first bundle was where the arms' answers differed.
     differing: Mapping[str, Sequence[ServedProduct]] = field(default_factory=dict)
+    #: Per arm: served against the model's own first choice (from the audit records), if read.
+    first_choices: Mapping[str, FirstChoices] = field(default_factory=dict)
 
 
 def _pp(x: float | None) -> str:
@@ -264,6 +266,8 @@ def write_report(out_dir: Path, data: ReportInput, *, name: str = "experiments")
         )
     if data.differing:
         lines += ["", *_differing(data, arms, label)]
+    if data.first_choices:
+        lines += ["", *_first_choices(data, arms, label)]
     lines += ["", "## Other metrics (the API's analysis)", ""]
     lines += _metrics_table(analysis, label)
     lines += ["", "## Consistency: the simulator's tally against the API", ""]
@@ -301,6 +305,30 @@ def write_report(out_dir: Path, data: ReportInput, *, name: str = "experiments")
     path = out_dir / f"{name}.md"
     path.write_text("\n".join(lines), encoding="utf-8")
     return path
+
+
+def _first_choices(data: ReportInput, arms: Sequence[str], label: Mapping[str, str]) -> list[str]:
+    lines = [
+        "## Did arbitration keep the model's ranking?",
+        "",
+        "From the audit records of the exposed decisions: the mean planted P(convert) of the first bundle "
+        "served, of the arm's model's own first choice among the candidates every policy allowed (highest "
+        "score among those its model proposed), and of the best allowed candidate (what an oracle would "
+        "have shown). A served figure well below the model's first choice means arbitration "
+        "(propensity × moment × value × lever, diversity, no-repeat) overrode the model.",
+        "",
+        "| arm | decisions | served | model's first choice | best allowed |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for arm in arms:
+        f = data.first_choices.get(arm)
+        if f is not None:
+            lines.append(
+                f"| {label[arm]} | {f.decisions:,} | {_pct(f.served)} | {_pct(f.model_first)} | "
+                f"{_pct(f.best_allowed)} |"
+            )
+    lines.append("")
+    return lines
 
 
 def _differing(data: ReportInput, arms: Sequence[str], label: Mapping[str, str]) -> list[str]:
