@@ -28,7 +28,6 @@ Concurrent requests for the same uncached customer share one read (single flight
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from collections import OrderedDict, deque
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -44,6 +43,7 @@ from qianmian_core.logging import get_logger
 from qianmian_features.freshness import FeatureValue, check_freshness
 
 from recommender.service.profile import ProfileSource, ProfileUnavailableError, ProfileView
+from recommender.service.tasks import cancel
 
 log = get_logger(__name__)
 
@@ -344,11 +344,8 @@ class CustomerContextSource:
             self._task = asyncio.create_task(self._follow(), name="context-change-feed")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        task, self._task = self._task, None
+        await cancel(task)
 
     # -- cache -------------------------------------------------------------------------------------
 

@@ -11,7 +11,6 @@ idempotent. A failed run is logged and counted, and the next one tries again.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from dataclasses import dataclass
 from typing import Final
 
@@ -19,6 +18,7 @@ from prometheus_client import Counter
 from qianmian_core.logging import get_logger
 
 from recommender.service.feedback import FeedbackService
+from recommender.service.tasks import cancel
 
 log = get_logger(__name__)
 
@@ -64,10 +64,7 @@ class Housekeeping:
 
     async def stop(self) -> None:
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel(task)
 
     async def _loop(self) -> None:
         while True:

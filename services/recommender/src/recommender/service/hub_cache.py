@@ -32,7 +32,6 @@ served at most one refresh interval after retirement while content-hub answers, 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -46,6 +45,7 @@ from qianmian_core.logging import get_logger
 from qianmian_rules import EligibilityRules
 
 from recommender.service.policies import CandidateProduct
+from recommender.service.tasks import cancel
 
 log = get_logger(__name__)
 
@@ -502,10 +502,7 @@ class HubCache:
     async def stop(self) -> None:
         """Cancel the background refresh."""
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel(task)
 
     # --- reading (lock-free: one reference read per snapshot) ---
 
