@@ -229,7 +229,55 @@ def test_openapi_documents_the_routes_with_stable_operation_ids(client: TestClie
         "change_experiment_status",
         "update_experiment_weights",
         "analyse_experiment",
+        "record_experiment_outcome",
     }
     assert schema["components"]["schemas"]["ExperimentDefinition"]["examples"]
     post = schema["paths"]["/v1/experiments/{experiment_id}/status"]["post"]
     assert "403" in post["responses"]
+
+
+def test_complaints_and_opt_outs_are_reported_and_count_for_the_guardrails(client: TestClient) -> None:
+    experiment_id = client.post("/v1/experiments", json=DEFINITION, headers=h(AUTHOR)).json()["experiment_id"]
+    for action, who in (("submit", AUTHOR), ("approve", CHECKER), ("start", AUTHOR)):
+        assert _status(client, experiment_id, action, who).status_code == 200
+    service: ExperimentService = client.app.state.experiments  # type: ignore[attr-defined]
+    now = datetime.now(UTC)
+    arm = service.assign("C000000077", "app", ["wealth"]).arm_of(experiment_id)
+    assert arm is not None
+    service.record_exposure(experiment_id, arm, "C000000077", channel="app", at=now - timedelta(hours=1))
+
+    body = {"customer_id": "C000000077", "kind": "complaint"}
+    resp = client.post("/v1/experiments/outcomes", json=body, headers=h("profile-ingest"))
+    assert resp.status_code == 201, resp.text
+    assert [(a["experiment_id"], a["arm"]) for a in resp.json()["attributed"]] == [(experiment_id, arm)]
+    again = client.post("/v1/experiments/outcomes", json=body, headers=h("profile-ingest"))
+    assert again.status_code == 201  # reported twice: the customer still counts once
+    unexposed = {"customer_id": "C000000078", "kind": "opt_out"}
+    resp = client.post("/v1/experiments/outcomes", json=unexposed, headers=h("profile-ingest"))
+    assert resp.json()["attributed"] == []
+
+    arms = {
+        a["arm"]: a
+        for a in client.get(f"/v1/experiments/{experiment_id}/analysis", headers=h(ANALYST)).json()["arms"]
+    }
+    assert arms[arm]["complaints"] == 1
+    assert arms[arm]["metrics"]["complaint_rate"] is None  # one exposed customer: too little for a rate
+    assert sum(a["opt_outs"] for a in arms.values()) == 0
+
+    future = {**body, "at": (now + timedelta(minutes=10)).isoformat()}
+    assert_error(
+        client.post("/v1/experiments/outcomes", json=future, headers=h("profile-ingest")),
+        422,
+        "outcome_in_future",
+    )
+    naive = {**body, "at": "2026-11-24T09:30:00"}
+    assert_error(client.post("/v1/experiments/outcomes", json=naive, headers=h("profile-ingest")), 422)
+    assert_error(
+        client.post("/v1/experiments/outcomes", json={**body, "kind": "click"}, headers=h("profile-ingest")),
+        422,
+    )
+    assert_error(
+        client.post("/v1/experiments/outcomes", json=body, headers=h("app-gateway")),
+        403,
+        "insufficient_scope",
+    )

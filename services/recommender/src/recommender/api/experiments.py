@@ -6,13 +6,14 @@ sticky assignment and how the analysis is computed (fixed-horizon, Holm-correcte
 
 from __future__ import annotations
 
-from datetime import datetime
+import asyncio
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Path, Query, Request
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from qianmian_core.auth import Principal, require_scope
-from qianmian_core.errors import ERROR_RESPONSES, ErrorResponse
+from qianmian_core.errors import ERROR_RESPONSES, ErrorResponse, UnprocessableError
 from qianmian_core.responses import json_response
 from starlette.responses import Response
 
@@ -282,6 +283,47 @@ def get_experiments(request: Request) -> ExperimentService:
 Experiments = Annotated[ExperimentService, Depends(get_experiments)]
 Writer = Annotated[Principal, Depends(require_scope("experiments:write"))]
 Reader = Annotated[Principal, Depends(require_scope("experiments:read"))]
+#: The bank's complaint and consent systems report guardrail outcomes (not experiment admins).
+OutcomeWriter = Annotated[Principal, Depends(require_scope("outcomes:write"))]
+#: How far ahead of the recommender's clock an outcome's time may be.
+MAX_OUTCOME_SKEW = timedelta(minutes=5)
+
+
+class OutcomeInFutureError(UnprocessableError):
+    """An outcome reported with a time beyond the allowed clock skew."""
+
+    code = "outcome_in_future"
+
+
+class OutcomeBody(BaseModel):
+    """A guardrail outcome of one customer, from the system that saw it (complaints desk, CRM)."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [{"customer_id": "C000000042", "kind": "complaint", "at": "2026-11-24T09:30:00Z"}]
+        },
+    )
+
+    customer_id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")
+    kind: Literal["complaint", "opt_out"]
+    at: AwareDatetime | None = Field(default=None, description="When it happened (default: now)")
+
+
+class AttributionOut(BaseModel):
+    experiment_id: str
+    arm: str
+    exposed_at: datetime
+
+
+class OutcomeOut(BaseModel):
+    customer_id: str
+    kind: str
+    at: datetime
+    attributed: list[AttributionOut] = Field(
+        description="The experiments whose exposure within the attribution window took it (may be empty)"
+    )
+
 
 RESPONSES: dict[int | str, dict[str, Any]] = {
     **ERROR_RESPONSES,
@@ -331,6 +373,32 @@ def list_experiments(
 )
 def get_experiment(experiment_id: ExperimentId, _principal: Reader, experiments: Experiments) -> Response:
     return json_response(experiments.get(experiment_id))
+
+
+@router.post(
+    "/outcomes",
+    operation_id="record_experiment_outcome",
+    summary="Report a complaint or an opt-out of a customer (the guardrails of running experiments)",
+    status_code=201,
+    response_model=OutcomeOut,
+    responses={
+        **ERROR_RESPONSES,
+        422: {"model": ErrorResponse, "description": "Invalid input; outcome_in_future"},
+    },
+)
+async def record_outcome(body: OutcomeBody, _principal: OutcomeWriter, experiments: Experiments) -> Response:
+    """Attributed to every experiment that exposed the customer within its attribution window before
+    ``at``; a customer counts once per guardrail however often it is reported."""
+    now = experiments.now()
+    at = body.at.astimezone(UTC) if body.at is not None else now
+    if at > now + MAX_OUTCOME_SKEW:
+        raise OutcomeInFutureError("the outcome's time is in the future", details={"at": at.isoformat()})
+    made = await asyncio.to_thread(experiments.record_conversion, body.customer_id, body.kind, at=at)
+    attributed = [{"experiment_id": a.experiment_id, "arm": a.arm, "exposed_at": a.exposed_at} for a in made]
+    return json_response(
+        {"customer_id": body.customer_id, "kind": body.kind, "at": at, "attributed": attributed},
+        status_code=201,
+    )
 
 
 @router.post(
