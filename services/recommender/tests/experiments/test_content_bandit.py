@@ -74,7 +74,8 @@ def test_shares_follow_the_clicks_and_every_arm_keeps_its_floor(sqlite_database:
         svc.record_exposure(experiment_id, arm, customer, channel="app", at=START)
         if served[arm] % round(1 / ctr[arm]) == 0:
             svc.record_conversion(customer, "click", at=START + timedelta(minutes=5))
-    assert all(abs(served[a] / 3_000 - before[a]) < 0.03 for a in before)  # the split follows the shares
+    # (4.6 standard deviations of a 3,000-customer split either side)
+    assert all(abs(served[a] / 3_000 - before[a]) < 0.04 for a in before)  # the split follows the shares
     with sqlite_database.session() as session:  # not sticky: nothing stored per customer
         stored = session.scalar(select(func.count()).select_from(ExperimentAssignment))
     assert stored == 0
@@ -90,7 +91,7 @@ def test_shares_follow_the_clicks_and_every_arm_keeps_its_floor(sqlite_database:
     # The next day the draw follows the new shares.
     clock.at = START + timedelta(days=1)
     next_day = Counter(svc.assign(f"B{n:05d}", "app", []).arm_of(experiment_id) for n in range(3_000))
-    assert next_day["bold"] / 3_000 == pytest.approx(after["bold"], abs=0.03)
+    assert next_day["bold"] / 3_000 == pytest.approx(after["bold"], abs=0.04)
 
     analysis = svc.analysis(experiment_id)
     assert analysis["allocation"] == "thompson"
