@@ -286,9 +286,19 @@ def choose_mode(context: CustomerContext, *, degraded: bool = False) -> Mode:
     return Mode.FALLBACK if degraded else Mode.PERSONALISED
 
 
+#: The passed outcome of each rule, made once: outcomes are frozen, and most rules pass for most
+#: candidates, so a decision shares these instead of building ~300 equal objects.
+_PASSED: dict[tuple[str, bool], RuleOutcome] = {}
+
+
 def _outcome(rule: str, codes: Iterable[str], *, request_wide: bool = False) -> RuleOutcome:
     codes = tuple(codes)
-    return RuleOutcome(rule=rule, passed=not codes, codes=codes, request_wide=request_wide)
+    if codes:
+        return RuleOutcome(rule=rule, passed=False, codes=codes, request_wide=request_wide)
+    passed = _PASSED.get((rule, request_wide))
+    if passed is None:
+        passed = _PASSED[(rule, request_wide)] = RuleOutcome(rule, True, (), request_wide)
+    return passed
 
 
 def request_outcomes(
