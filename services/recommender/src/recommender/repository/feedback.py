@@ -13,7 +13,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from qianmian_core.db import insert_ignoring_conflicts
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, select, tuple_, update
 from sqlalchemy.orm import Session
 
 from recommender.models import Feedback, IdempotencyRecord
@@ -56,14 +56,12 @@ class IdempotencyRepository:
             .order_by(IdempotencyRecord.created_at)
             .limit(limit)
         )
-        rows = self.session.execute(old).all()
-        for client, key in rows:
-            self.session.execute(
-                delete(IdempotencyRecord).where(
-                    IdempotencyRecord.client == client, IdempotencyRecord.idempotency_key == key
-                )
-            )
-        return len(rows)
+        deleted: int = self.session.execute(
+            delete(IdempotencyRecord)
+            .where(tuple_(IdempotencyRecord.client, IdempotencyRecord.idempotency_key).in_(old))
+            .execution_options(synchronize_session=False)
+        ).rowcount  # type: ignore[attr-defined]
+        return deleted
 
     def store(self, client: str, key: str, status_code: int, body: bytes, now: datetime) -> None:
         """Store (or, after a retried grant, replace) the answer of a claimed key."""
