@@ -23,7 +23,6 @@ refused at once with :class:`AuditSaturatedError` rather than queued behind a st
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -41,6 +40,7 @@ from recommender.repository.contacts import (
     SlotRequest,
 )
 from recommender.service.metrics import AUDIT_WRITE_FAILURES
+from recommender.service.tasks import cancel
 
 log = get_logger(__name__)
 
@@ -147,9 +147,7 @@ class GroupCommitAuditWriter:
         if queue is None or task is None:
             return
         await queue.join()
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        await cancel(task)
         self._task = None
 
     async def write(self, record: AuditRecord) -> AuditRecord:

@@ -410,11 +410,12 @@ class ExperimentService:
         bandit = spec.allocation == "thompson"
         with self.database.session() as session:
             repo = ExperimentRepository(session)
-            stored = arm if bandit and arm in spec.arm_names else None  # a bandit's arm is the day's draw
-            if stored is None and not bandit:
-                stored = self._cached_arm(experiment_id, customer_id)
-            if stored is None and not bandit:
-                stored = repo.stored_arms(customer_id, [experiment_id]).get(experiment_id)
+            if bandit:  # a bandit's arm is the day's draw: any of its arms
+                stored = arm if arm in spec.arm_names else None
+            else:
+                stored = self._cached_arm(experiment_id, customer_id) or repo.stored_arms(
+                    customer_id, [experiment_id]
+                ).get(experiment_id)
             if stored != arm:
                 raise ArmMismatchError(
                     f"the customer's arm in {experiment_id} is {stored or 'not assigned'}, not {arm}",
