@@ -197,6 +197,17 @@ def purchase_matrix(interactions: pd.DataFrame, customers: IdMap, products: IdMa
     return matrix
 
 
+def engaged_matrix(
+    interactions: pd.DataFrame, customers: IdMap, products: IdMap, weights: InteractionWeights
+) -> sp.csr_matrix:
+    """``[customers × products]`` 0/1: pairs with a click or a purchase, or with a holding row when
+    ``weights.holding`` makes holdings positives. An impression alone is exposure, not interest."""
+    kinds = InteractionWeights(0.0, 1.0, 1.0, 1.0 if weights.holding > 0 else 0.0)
+    matrix = interaction_matrix(interactions, customers, products, kinds)
+    matrix.data[:] = 1.0
+    return matrix
+
+
 def held_only_matrix(interactions: pd.DataFrame, customers: IdMap, products: IdMap) -> sp.csr_matrix:
     """``[customers × products]`` 0/1: pairs with a ``holding`` row and no ``purchase`` row."""
     held = interactions[interactions["interaction_type"].isin(("purchase", "holding"))]
@@ -352,6 +363,9 @@ class TrainingData:
     product_tokens: list[list[str]]
     weights: InteractionWeights
     window: tuple[str, str]
+    #: 0/1 pairs that show interest rather than exposure (a click, a purchase, or a holding row when
+    #: holdings carry weight); None where the builder could not tell (every pair then counts).
+    engaged: sp.csr_matrix | None = None
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -395,4 +409,5 @@ def training_data(
         product_tokens=product_feature_tokens(product_frame),
         weights=weights,
         window=window,
+        engaged=engaged_matrix(frame, customers, products, weights),
     )

@@ -23,7 +23,17 @@ from recommender.ml.models.base import F32, Arrays, Recommender
 
 
 class LightFMHybrid(Recommender):
-    """LightFM with WARP loss, sample weights from interaction confidence (capped)."""
+    """LightFM with WARP loss, sample weights from interaction confidence (capped).
+
+    ``positives``: which pairs WARP learns to rank first. ``"engaged"`` (default): pairs with a click,
+    a purchase or a weighted holding (:attr:`TrainingData.engaged`); an impression alone is then no
+    positive. ``"all"``: every pair with any confidence, impressions included. WARP treats every
+    positive alike apart from its sample weight, and the synthetic bank's impressions follow its
+    campaign targeting (popular products, tilted to taste), so as positives they pull the ranking
+    towards what the bank showed: on the 100,000-customer time split NDCG@10 went 0.503 ("all",
+    10 epochs) → 0.534 ("engaged", 10 epochs) → 0.539 ("engaged", 20 epochs). ALS is the
+    opposite: its confidence weighting needs the impressions (0.409 with them, 0.236 without).
+    """
 
     model_type = "lightfm"
 
@@ -36,10 +46,14 @@ class LightFMHybrid(Recommender):
         user_alpha: float = 0.0,
         identity_features: bool = True,
         max_weight: float = 30.0,
+        positives: str = "engaged",
         random_state: int = 7,
         num_threads: int = 1,
     ) -> None:
         super().__init__()
+        if positives not in ("engaged", "all"):
+            raise ValueError(f"positives must be 'engaged' or 'all', not {positives!r}")
+        self.positives = positives
         self.no_components = no_components
         self.learning_rate = learning_rate
         self.epochs = epochs
@@ -68,6 +82,7 @@ class LightFMHybrid(Recommender):
             "user_alpha": self.user_alpha,
             "identity_features": self.identity_features,
             "max_weight": self.max_weight,
+            "positives": self.positives,
             "random_state": self.random_state,
         }
 
@@ -108,7 +123,11 @@ class LightFMHybrid(Recommender):
         self.item_vocab = FeatureVocabulary.fit(data.product_tokens)
         user_features = self._user_matrix(data.customer_tokens, np.arange(len(data.customers)))
         item_features = self._item_matrix(data.product_tokens, identity=True)
-        coo = data.interactions.tocoo()
+        confidence = data.interactions
+        if self.positives == "engaged" and data.engaged is not None:
+            confidence = confidence.multiply(data.engaged).tocsr()
+            confidence.eliminate_zeros()
+        coo = confidence.tocoo()
         positives = sp.coo_matrix(
             (np.ones_like(coo.data), (coo.row, coo.col)), shape=coo.shape, dtype=np.float32
         )
