@@ -70,6 +70,7 @@ def environment(data_dir: Path) -> dict[str, str]:
             "RECOMMENDER_LOG_LEVEL": os.environ.get("RECOMMENDER_LOG_LEVEL", "WARNING"),
             "RIGHTS_HUB_DATABASE_URL": f"sqlite:///{var / 'rights-hub.db'}",
             "RECOMMENDER_DATABASE_URL": f"sqlite:///{var / 'recommender.db'}",
+            "RECOMMENDER_RANKER_STORE": str(var / "ranker" / "repo"),
             "PRODUCT_HUB_PROFILE_URL": PROFILE,
             "CONTENT_HUB_PROFILE_URL": PROFILE,
             # Keep the demo's output to the answers; the services log JSON at INFO by default.
@@ -121,6 +122,27 @@ def prepare(customers: int, seed: int, data_dir: Path, env: dict[str, str]) -> d
     step("training the LightFM hybrid on the bank's interactions and registering it as approved")
     shutil.rmtree(data_dir.parent / "models", ignore_errors=True)
     run([str(BIN / "recommender"), "train", "--data", str(data_dir), "--model", "lightfm", "--approve"], env)
+    step("training the LightGBM next-product ranker on 12 monthly holding snapshots of the same")
+    print("    customers (qianmian_bankgen.dynamics), with CF companions and its Feast store (online: newest)")
+    shutil.rmtree(data_dir.parent / "ranker", ignore_errors=True)
+    run(
+        [
+            str(BIN / "recommender"),
+            "train-ranker",
+            "--customers",
+            str(customers),
+            "--months",
+            "12",
+            "--seed",
+            str(seed),
+            "--until",
+            str(as_of),
+            "--workdir",
+            str(data_dir.parent / "ranker"),
+            "--approve",
+        ],
+        env,
+    )
     run([str(BIN / "recommender"), "models"], env)
     step("migrating and seeding profile (customers, consent, moments), product-hub (catalogue),")
     print("    content-hub (content approved through maker-checker review) and rights-hub (rights, budgets)")
@@ -334,6 +356,8 @@ def print_decision(body: dict[str, Any]) -> None:
     )
     if not body["bundles"]:
         print(f"    no bundle: {', '.join(body['reason_codes']) or 'nothing eligible'}")
+    elif body["reason_codes"]:
+        print(f"    reason codes: {', '.join(body['reason_codes'])}")
     for n, bundle in enumerate(body["bundles"], 1):
         product = bundle["product"]
         risk = f"R{product['risk_rating']}" if product["risk_rating"] else "--"

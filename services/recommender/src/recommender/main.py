@@ -6,11 +6,13 @@ Run with ``recommender serve`` or ``uvicorn recommender.main:create_app --factor
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from fastapi import FastAPI
 from qianmian_core.app import create_service_app
 from qianmian_core.auth import TokenRegistry
+from qianmian_core.db import Database
 from qianmian_core.health import ReadinessCheck
 from qianmian_core.logging import get_logger
 from qianmian_core.settings import load_settings
@@ -19,6 +21,7 @@ import recommender
 from recommender.api import ROUTERS
 from recommender.database import open_database
 from recommender.ml.registry import ModelRegistry
+from recommender.repository.snapshots import SnapshotRepository
 from recommender.service.audit import GroupCommitAuditWriter
 from recommender.service.context import (
     ChangeFeedClient,
@@ -42,6 +45,7 @@ from recommender.service.outbound_sources import (
     CustomerPages,
 )
 from recommender.service.profile import ProfileClient, ProfileSource
+from recommender.service.ranker import FeastRankerStore, RankerStage
 from recommender.settings import RecommenderSettings
 
 log = get_logger(__name__)
@@ -57,6 +61,33 @@ def current_catalogue() -> list[str]:
     from qianmian_bankgen.catalogue import CATALOGUE
 
     return [p.product_id for p in CATALOGUE]
+
+
+def _ranker_stage(
+    settings: RecommenderSettings, holder: ModelHolder, database: Database
+) -> RankerStage | None:
+    """The ranker stage when ``RECOMMENDER_RANKER_STORE`` names its feature store; it (re)loads the
+    newest approved ranker whenever the holder reloads (start-up, SIGHUP, ``POST /v1/models/reload``)."""
+    if settings.ranker_store is None:
+        return None
+    try:
+        store = FeastRankerStore(settings.ranker_store)
+    except (OSError, ValueError) as exc:
+        raise SystemExit(f"recommender: RECOMMENDER_RANKER_STORE: {exc}") from None
+
+    def save_products(key: str, rows: list[dict[str, Any]]) -> None:
+        with database.session() as session:
+            SnapshotRepository(session).save(key, rows, datetime.now(UTC))
+
+    stage = RankerStage(
+        holder.registry,
+        store,
+        holder.catalogue,
+        save_products=save_products,
+        cache_ttl_s=settings.ranker_cache_ttl_s,
+    )
+    holder.after_reload(stage.reload)
+    return stage
 
 
 def create_app(
@@ -130,6 +161,7 @@ def create_app(
         cache_ttl_s=settings.experiments_cache_ttl_s,
     )
     context.on_consent = opt_out_recorder(profile, experiments)
+    ranker = _ranker_stage(settings, holder, database)
     decisions = DecisionService(
         database=database,
         audit=audit_writer,
@@ -140,6 +172,7 @@ def create_app(
         arbitration=settings.arbitration,
         moment_window=timedelta(days=settings.moment_window_days),
         experiments=experiments,
+        ranker=ranker,
     )
 
     # --- POST /v1/feedback: converted rights are granted through rights-hub (tests pass rights_grants) ---

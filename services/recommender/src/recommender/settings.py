@@ -33,6 +33,18 @@ class RecommenderSettings(ServiceSettings):
     train_threads: int = Field(
         default=2, ge=1, le=256, description="Threads implicit and LightFM may use (BLAS stays at 1)"
     )
+    ranker_store: Path | None = Field(
+        default=None,
+        description="The LightGBM ranker's Feast repo (`recommender train-ranker --workdir DIR` leaves it "
+        "in DIR/repo, its online store loaded with the newest snapshot). Set: personalised decisions are "
+        "ranked by the newest approved ranker's P(add); unset: by the candidates' base scores",
+    )
+    ranker_cache_ttl_s: float = Field(
+        default=300.0,
+        ge=0,
+        le=3600,
+        description="How long a customer's ranker features (and the product view) are held in memory",
+    )
     require_model: bool = Field(
         default=False,
         description="Refuse to start without an approved model (production); locally start empty",

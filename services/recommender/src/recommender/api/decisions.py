@@ -106,7 +106,9 @@ class DecisionOut(BaseModel):
     model_version: str | None
     bundles: list[BundleOut]
     reason_codes: list[str] = Field(
-        description="Request-wide reasons, e.g. contact_cap or quiet_hours when the bundles are empty"
+        description="Request-wide reasons, e.g. contact_cap or quiet_hours when the bundles are empty; "
+        "ranker_unavailable, ranker_features_missing, ranker_features_stale or ranker_error when a "
+        "personalised decision was ranked by its candidates' base scores instead of the ranker's P(add)"
     )
     degraded_reasons: list[str]
 

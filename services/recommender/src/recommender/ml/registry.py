@@ -35,7 +35,9 @@ from recommender.ml.idmap import IdMap
 from recommender.ml.models import MODEL_TYPES, Recommender
 
 FORMAT_VERSION: Final = 1
-Status = Literal["candidate", "approved", "retired"]
+#: ``companion``: a model fitted as part of another one (the ranker's CF features), loaded only by
+#: the version that names it, never served on its own and never approved.
+Status = Literal["candidate", "approved", "retired", "companion"]
 #: Model types stored as artifacts (text files + manifest), not as :class:`Recommender` arrays.
 ARTIFACT_TYPES: Final = frozenset({"lightgbm_ranker"})
 _SAFE_NAME: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
@@ -204,8 +206,13 @@ class ModelRegistry:
         os.replace(tmp, folder / "manifest.json")  # atomic: readers never see half a manifest
 
     def set_status(self, version: str, status: Status) -> Manifest:
-        """Change a version's status (``approve`` is the usual one)."""
+        """Change a version's status (``approve`` is the usual one); a companion's never changes."""
         manifest = self.manifest(version)
+        if "companion" in (manifest.status, status) and manifest.status != status:
+            raise RegistryError(
+                f"model {version} is {manifest.status}: a ranker's companion models are fitted for it and "
+                "served only through it; train and register a model of its own to serve it"
+            )
         updated = Manifest(**{**manifest.__dict__, "status": status})
         self._write_manifest(self.root / version, updated)
         return updated

@@ -78,6 +78,7 @@ from recommender.service.policies import (
     DecisionRequest,
     Mode,
 )
+from recommender.service.ranker import RANKER_FALLBACKS, RankerRead, RankerStage
 from recommender.service.snapshots import SnapshotStore
 
 log = get_logger(__name__)
@@ -253,6 +254,9 @@ class _Run:
     parts: dict[str, OfferParts]
     outcome: PipelineOutcome
     personalised: bool
+    #: The audit's ``ranker`` entry (None where the ranker stage did not run) and its fallback code.
+    ranker: dict[str, Any] | None = None
+    ranker_code: str | None = None
 
 
 def _served(run: _Run) -> list[list[str | None]]:
@@ -281,6 +285,7 @@ class DecisionService:
         arbitration: ArbitrationConfig | None = None,
         moment_window: timedelta = DEFAULT_MOMENT_WINDOW,
         experiments: ExperimentService | None = None,
+        ranker: RankerStage | None = None,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self.database = database
@@ -302,6 +307,7 @@ class DecisionService:
         self.now = now
         self.snapshots = SnapshotStore(database)
         self.experiments = experiments
+        self.ranker = ranker
         self._generators: dict[tuple[int, int, int], tuple[object, object, CandidateGenerator]] = {}
         self._variants: dict[tuple[str, str], tuple[ArmChanges, Variant]] = {}
         self.cf_cache = CfTopCache()
@@ -331,12 +337,15 @@ class DecisionService:
         decision_id = f"dec_{uuid.uuid4().hex}"
         seen = await self.context.customer(request.customer_id, at)
         plan = await self._experiment_plan(request, seen)
+        ranker_read: RankerRead | None = None
+        if self.ranker is not None and seen.profile is not None and seen.profile.personalised:
+            ranker_read = await self.ranker.read(request.customer_id, at)
         for _ in range(MAX_ATTEMPTS):
             try:
                 contact_state = await self.ledger.state(request.customer_id, at)
             except SQLAlchemyError as exc:
                 raise _store_down(exc) from None
-            answer = await self._attempt(request, at, decision_id, seen, contact_state, plan)
+            answer = await self._attempt(request, at, decision_id, seen, contact_state, plan, ranker_read)
             if answer is not None:
                 return answer
             # A cool-down started since the ledger was read (a dismiss on another replica): nothing
@@ -439,6 +448,7 @@ class DecisionService:
         variant: Variant,
         *,
         holdout: bool,
+        ranker_read: RankerRead | None = None,
     ) -> _Run:
         """The pure pipeline for one variant: mode, candidates, offer parts, policies, arbitration."""
         view = seen.profile
@@ -469,6 +479,17 @@ class DecisionService:
         if candidate_set.cf_skipped == "model_error" and mode is Mode.PERSONALISED:
             degraded.append("model_error")
             mode = Mode.FALLBACK
+        ranker_entry: dict[str, Any] | None = None
+        ranker_code: str | None = None
+        # The ranker re-scores production's candidates (an arm that pins a model version is that
+        # model's ranking, compared as such); fallback and non-personalised modes never use it.
+        if (
+            mode is Mode.PERSONALISED
+            and self.ranker is not None
+            and ranker_read is not None
+            and variant.model is self.holder
+        ):
+            candidate_set, ranker_entry, ranker_code = self.ranker.apply(candidate_set, ranker_read)
         personalised = mode is not Mode.NON_PERSONALISED
         parts = self._offer_parts(
             candidate_set.candidates,
@@ -504,6 +525,8 @@ class DecisionService:
             parts=parts,
             outcome=outcome,
             personalised=personalised,
+            ranker=ranker_entry,
+            ranker_code=ranker_code,
         )
 
     async def _attempt(
@@ -514,11 +537,12 @@ class DecisionService:
         seen: CustomerContextView,
         contact_state: ContactState,
         plan: ExperimentPlan | None,
+        ranker_read: RankerRead | None = None,
     ) -> dict[str, Any] | None:
         """Make and audit the decision; None when its slot met a cool-down it did not know of."""
         holdout = plan is HOLDOUT_PLAN
         variant = plan.variants[plan.arm] if plan is not None and not holdout else self._production
-        run = self._run(request, at, seen, contact_state, variant, holdout=holdout)
+        run = self._run(request, at, seen, contact_state, variant, holdout=holdout, ranker_read=ranker_read)
         experiment_json: dict[str, Any] | None = None
         exposed = False
         if plan is not None and not holdout:
@@ -529,7 +553,9 @@ class DecisionService:
             for arm, other in plan.variants.items():
                 if arm != plan.arm:
                     counterfactual[arm] = _served(
-                        self._run(request, at, seen, contact_state, other, holdout=False)
+                        self._run(
+                            request, at, seen, contact_state, other, holdout=False, ranker_read=ranker_read
+                        )
                     )
             exposed = any(answer != served for answer in counterfactual.values())
             experiment_json = {
@@ -576,6 +602,8 @@ class DecisionService:
                     reason_codes = ["contact_cap", *reservation.blocked_by]
             if holdout:
                 reason_codes.append("experiment_holdout")
+            if run.ranker_code is not None:
+                reason_codes.append(run.ranker_code)
             offered = bundles(
                 ranked_outcome, candidate_set.candidates, parts, catalogue, personalised=personalised
             )
@@ -625,6 +653,7 @@ class DecisionService:
                     "contact_policy": self._policy_json,
                     "served_model_version": candidate_set.model_version,
                     "cf_skipped": candidate_set.cf_skipped,
+                    "ranker": run.ranker,
                     "contact_reservation": reservation_json,
                     "experiment": experiment_json,
                 },
@@ -659,6 +688,8 @@ class DecisionService:
         if mode is Mode.FALLBACK:
             for reason in degraded:
                 DECISION_FALLBACKS.labels(reason=reason).inc()
+        if run.ranker_code is not None:
+            RANKER_FALLBACKS.labels(reason=run.ranker_code).inc()
         response: dict[str, Any] = settled.answer
         return response
 

@@ -1,9 +1,10 @@
 """Reason codes → a short customer-readable explanation in Chinese and English (pure, no I/O).
 
 The explanation names why the offer is timely, never a private fact in detail: no amounts, dates
-or model internals. The most specific reason wins: a moment rule, then the model's similarity,
-then popularity (segment, then overall). Non-personalised offers always use the popularity text,
-so the explanation cannot reveal anything about the customer either.
+or model internals. The most specific reason wins: a moment rule, then the ranker's next-product
+estimate, then the model's similarity, then popularity (segment, then overall). Non-personalised
+offers always use the popularity text, so the explanation cannot reveal anything about the customer
+either.
 """
 
 from __future__ import annotations
@@ -65,6 +66,10 @@ TEXTS: Final[Mapping[str, tuple[str, str]]] = MappingProxyType(
             "祝您生日快乐！为您推荐一份贴心保障。",
             "Happy birthday! Here is some cover to look after you.",
         ),
+        "ranker_next_product": (
+            "持有与您相似产品的客户，下一步常会选择这款产品。",
+            "Customers with products like yours often add this one next.",
+        ),
         "cf_similar_customers": (
             "与您情况相似的客户也选择了这款产品。",
             "Customers like you also chose this product.",
@@ -104,7 +109,8 @@ def explain(
 ) -> Explanation:
     """The most specific explanation of a candidate from its reason codes and sources.
 
-    Order: the first moment reason code, then CF, then segment popularity, then overall popularity.
+    Order: the first moment reason code, then the ranker, then CF, then segment popularity, then
+    overall popularity.
     ``personalised=False`` always gives the overall-popularity text.
     """
     if not personalised:
@@ -114,7 +120,7 @@ def explain(
     if moment is not None:
         return explain_code(moment)
     derived = [c for c in (_code_of_source(s) for s in sources) if c is not None] + codes
-    for preferred in ("cf_similar_customers", "popularity_segment"):
+    for preferred in ("ranker_next_product", "cf_similar_customers", "popularity_segment"):
         if preferred in derived:
             return explain_code(preferred)
     return explain_code(FALLBACK_CODE)

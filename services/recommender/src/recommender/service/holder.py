@@ -55,6 +55,13 @@ class ModelHolder:
         self._current: LoadedModel | None = None
         self._reload_lock = threading.Lock()
         self._pinned: dict[str, PinnedModel] = {}
+        self._after_reload: list[Callable[[], object]] = []
+
+    def after_reload(self, hook: Callable[[], object]) -> None:
+        """Run ``hook`` after every reload request (SIGHUP, ``POST /v1/models/reload``, start-up),
+        whether or not the model changed: models served beside this one (the ranker) reload with it.
+        A hook must not raise."""
+        self._after_reload.append(hook)
 
     @property
     def current(self) -> LoadedModel | None:
@@ -70,6 +77,13 @@ class ModelHolder:
 
     def reload(self, version: str | None = None) -> ReloadResult:
         """Load ``version`` (default: the newest approved) and swap it in; the old one stays on error."""
+        try:
+            return self._reload(version)
+        finally:
+            for hook in self._after_reload:
+                hook()
+
+    def _reload(self, version: str | None) -> ReloadResult:
         with self._reload_lock:
             previous = self._current.manifest.version if self._current else None
             target = version

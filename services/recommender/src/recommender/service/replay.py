@@ -28,6 +28,7 @@ from typing import Any, Final
 from qianmian_core.db import Database
 from sqlalchemy import select
 
+from recommender.ml.ranker.serving import RankerInputs, ServingRanker, load_serving_ranker
 from recommender.ml.registry import ModelRegistry, RegistryError
 from recommender.models import Decision
 from recommender.repository.audit import AUDIT_SCHEMA_VERSION, AuditRecord, AuditRepository
@@ -44,6 +45,7 @@ from recommender.service.pipeline import (
     without_offers,
 )
 from recommender.service.policies import ContactPolicy, DecisionRequest, Mode
+from recommender.service.ranker import product_values_from_json, rescore
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,6 +110,22 @@ class ReplayService:
         self.registry = registry
         self._holders: dict[str, ModelHolder] = {}
         self._snapshots: dict[str, list[dict[str, Any]]] = {}
+        self._rankers: dict[str, ServingRanker] = {}
+
+    def _ranker_scores(self, entry: Mapping[str, Any]) -> dict[str, float] | str:
+        """The recorded ranker's scores recomputed from the recorded inputs, or why they cannot be."""
+        version = str(entry["version"])
+        ranker = self._rankers.get(version)
+        if ranker is None:
+            try:
+                ranker = load_serving_ranker(self.registry, version)
+            except (RegistryError, OSError) as exc:
+                return f"ranker {version} cannot be loaded: {exc}"
+            self._rankers[version] = ranker
+        rows = self._snapshot(str(entry["products"]))
+        if rows is None:
+            return f"ranker product values {entry['products']} missing"
+        return ranker.score(RankerInputs.from_json(entry["inputs"]), product_values_from_json(rows))
 
     def _holder(self, version: str) -> ModelHolder:
         holder = self._holders.get(version)
@@ -163,6 +181,17 @@ class ReplayService:
             mode=generation_mode,
             at=record.created_at,
         )
+        ranker_entry = inputs.get("ranker")
+        ranker_code: str | None = None
+        if ranker_entry is not None and ranker_entry["skipped"] is not None:
+            ranker_code = str(ranker_entry["skipped"])
+        elif ranker_entry is not None:
+            scores = self._ranker_scores(ranker_entry)
+            if isinstance(scores, str):
+                return ReplayResult(record.decision_id, (scores,))
+            chosen = {c.product_id: scores.get(c.product_id, 0.0) for c in candidate_set.candidates}
+            _diff("ranker.scores", ranker_entry["scores"], dict(sorted(chosen.items())), diffs, tol)
+            candidate_set = rescore(candidate_set, chosen)
         recorded_candidates = record.candidates
         _diff(
             "candidates",
@@ -202,6 +231,8 @@ class ReplayService:
             codes = list(dict.fromkeys(["contact_cap", *reservation["blocked_by"]]))
         else:
             codes = list(outcome.reason_codes)
+        if ranker_code is not None:
+            codes.append(ranker_code)
         _diff("reason_codes", record.response["reason_codes"], codes, diffs)
         _diff(
             "ranking",

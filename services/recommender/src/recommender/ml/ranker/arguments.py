@@ -4,6 +4,7 @@ builds its parser on every call)."""
 from __future__ import annotations
 
 import argparse
+from datetime import date
 from pathlib import Path
 
 
@@ -21,6 +22,13 @@ def add_arguments(commands: argparse._SubParsersAction[argparse.ArgumentParser])
         p.add_argument("--customers", type=int, default=100_000, help="synthetic panel size (default 100000)")
         p.add_argument("--months", type=int, default=12, help="synthetic panel snapshots (default 12)")
         p.add_argument("--seed", type=int, default=7, help="generator, sampling and model seed (default 7)")
+        p.add_argument(
+            "--until",
+            type=date.fromisoformat,
+            default=None,
+            help="synthetic panel: its last snapshot is the last 28th on or before this date "
+            "(default: the generator's fixed calendar); serving wants a recent one",
+        )
         p.add_argument("--panel", type=Path, default=None, help="a `qianmian-bankgen snapshots` directory")
         p.add_argument(
             "--santander",

@@ -56,22 +56,32 @@ def customer_tokens(panel: SnapshotPanel, cutoff: int, rows: NDArray[np.int64]) 
     The synthetic bank's monthly state gives the bank's own tokens (segments, lifecycle, AUM band,
     risk level); a Santander file gives its segment (``segmento``), age band, sex and activity.
     """
-    profile = panel.profile[panel.profile["t"] == cutoff].set_index("i")
-    frame = pd.DataFrame(index=pd.Index(rows, name="i"))
-    if "age" in profile:
-        age = profile["age"].reindex(rows).fillna(0).to_numpy()
-        frame["age_band"] = np.asarray(_AGE_BANDS, dtype=object)[np.digitize(age, _AGE_EDGES)]
+    profile = panel.profile[panel.profile["t"] == cutoff].set_index("i").reindex(rows)
+    state = None
     if panel.states is not None:
         state = panel.states[panel.states["t"] == cutoff].set_index("i").reindex(rows)
+    return tokens_of(profile.reset_index(drop=True), None if state is None else state.reset_index(drop=True))
+
+
+def tokens_of(profile: pd.DataFrame, state: pd.DataFrame | None) -> list[list[str]]:
+    """Tokens from aligned rows of the profile columns (``age``, ``segmento``, ``sexo``,
+    ``ind_actividad_cliente``) and, where the source has them, the state columns (``seg_*``,
+    ``lifecycle_stage``, ``aum``, ``risk_level``): training reads them from the panel, serving from
+    the ``ranker_profile`` and ``ranker_state`` views, through this one function."""
+    frame = pd.DataFrame(index=profile.index)
+    if "age" in profile:
+        age = pd.to_numeric(profile["age"], errors="coerce").fillna(0).to_numpy()
+        frame["age_band"] = np.asarray(_AGE_BANDS, dtype=object)[np.digitize(age, _AGE_EDGES)]
+    if state is not None:
         for column in state.columns:
             if column.startswith("seg_") or column in ("lifecycle_stage", "aum", "risk_level"):
                 frame[column] = state[column].to_numpy()
         for column in (c for c in frame.columns if c.startswith("seg_")):
-            frame[column] = frame[column].fillna(0).astype(bool)
+            frame[column] = pd.to_numeric(frame[column], errors="coerce").fillna(0).astype(bool)
     extra = []
     for column, name in (("segmento", "segment"), ("sexo", "gender"), ("ind_actividad_cliente", "active")):
-        if column in profile and panel.states is None:
-            values = profile[column].reindex(rows).astype(str).to_numpy()
+        if column in profile and state is None:
+            values = profile[column].astype(str).to_numpy()
             extra.append([f"{name}={v}" for v in values])
     if extra:
         frame["feature_tokens"] = [",".join(parts) for parts in zip(*extra, strict=True)]

@@ -12,13 +12,16 @@ import tempfile
 import time
 from collections.abc import Callable
 from contextlib import ExitStack
+from datetime import date
 from pathlib import Path
 from typing import Any
 
-from recommender.ml.ranker.cf import HOGWILD, PANEL_WEIGHTS, SCORE_FEATURES
+from recommender.ml.ranker.cf import HOGWILD, PANEL_WEIGHTS, SCORE_FEATURES, cutoff_data, fit_models
 from recommender.ml.ranker.evaluation import K, done_when, evaluate_next_product, write_report
+from recommender.ml.ranker.features import materialize_snapshot
 from recommender.ml.ranker.model import RankerConfig
 from recommender.ml.ranker.panel import SnapshotPanel, load_panel_dir, load_santander_panel, simulate
+from recommender.ml.ranker.serving import register_companions
 from recommender.ml.ranker.training import PanelFeatures, train_ranker, training_months
 from recommender.ml.registry import ModelRegistry
 
@@ -41,7 +44,13 @@ def _panel(args: argparse.Namespace, log: Log) -> tuple[SnapshotPanel, dict[str,
         facts = {"data": panel.name, "seed (sampling, models)": args.seed}
     else:
         log(f"simulating {args.customers:,} customers × {args.months} months (seed {args.seed})")
-        panel = simulate(args.customers, args.months, args.seed)
+        until = getattr(args, "until", None)
+        panel = simulate(
+            args.customers,
+            args.months,
+            args.seed,
+            start=None if until is None else first_snapshot(until, args.months),
+        )
         facts = {
             "data": f"synthetic adoption dynamics (qianmian_bankgen.dynamics), {args.customers:,} initial "
             f"customers × {args.months} monthly snapshots",
@@ -49,6 +58,16 @@ def _panel(args: argparse.Namespace, log: Log) -> tuple[SnapshotPanel, dict[str,
         }
     facts["load/simulate seconds"] = f"{time.perf_counter() - started:.1f}"
     return panel, facts
+
+
+def first_snapshot(until: date, months: int) -> date:
+    """The first of ``months`` monthly snapshots (the 28th) whose last is the last 28th on or before
+    ``until``."""
+    from qianmian_bankgen.dynamics import SNAPSHOT_DAY
+
+    last = until.year * 12 + until.month - 1 - (1 if until.day < SNAPSHOT_DAY else 0)
+    first = last - (months - 1)
+    return date(first // 12, first % 12 + 1, SNAPSHOT_DAY)
 
 
 def _config(args: argparse.Namespace) -> RankerConfig:
@@ -118,27 +137,61 @@ def _window(panel: SnapshotPanel, months: list[int], args: argparse.Namespace) -
 def train_ranker_command(
     args: argparse.Namespace, *, threads: int, registry_dir: str, log: Log = print
 ) -> int:
-    """Train on the newest ``--train-months`` label months (up to the last snapshot) and register."""
+    """Train on the newest ``--train-months`` label months (up to the last snapshot) and register it,
+    with its companion CF models fitted at the last snapshot (what serving scores the next month
+    with). With ``--workdir`` the feature store stays there, its online store loaded with the last
+    snapshot: point the recommender's ``RECOMMENDER_RANKER_STORE`` at ``<workdir>/repo``."""
     panel, _ = _panel(args, log)
     config = _config(args)
     months = training_months(panel, panel.months, config.train_months)
+    registry = ModelRegistry(registry_dir)
+    last = panel.months - 1
     with ExitStack() as stack:
-        features = PanelFeatures(panel, _workdir(args, stack), log=log)
+        workdir = _workdir(args, stack)
+        features = PanelFeatures(panel, workdir, log=log)
         trained = train_ranker(
             features, months=months, config=config, threads=threads, seed=args.seed, log=log
         )
+        started = time.perf_counter()
+        names = list(trained.model.layout.cf_models)
+        serving_fit = fit_models(
+            cutoff_data(panel, last),
+            names,
+            threads=threads,
+            seed=args.seed,
+            deterministic=config.deterministic_cf,
+            log=log,
+        )
+        companions = register_companions(
+            registry,
+            serving_fit,
+            names,
+            data_window={"source": panel.name, "cutoff": str(panel.dates[last]), "role": "ranker companion"},
+        )
+        companion_seconds = time.perf_counter() - started
+        if args.workdir is not None:
+            started = time.perf_counter()
+            materialize_snapshot(features.store, panel.timestamp(last).to_pydatetime())
+            log(
+                f"  online store {workdir / 'repo'} loaded with snapshot {panel.dates[last]} "
+                f"({time.perf_counter() - started:.1f}s)"
+            )
     ex = trained.examples
     manifest = trained.model.register(
-        ModelRegistry(registry_dir),
+        registry,
         config=config,
-        data_window=_window(panel, months, args),
+        data_window={**_window(panel, months, args), "serving_snapshot": str(panel.dates[last])},
         metrics={
             "training rows": int(ex.matrix.shape[0]),
             "positive rows": int(ex.labels.sum()),
             "customer_months": ex.customer_months,
-            "seconds": {k: round(v, 1) for k, v in trained.seconds.items()},
+            "seconds": {
+                **{k: round(v, 1) for k, v in trained.seconds.items()},
+                "companions": round(companion_seconds, 1),
+            },
         },
         cf_models=_cf_description(threads, config.deterministic_cf),
+        companions=companions,
         status="approved" if args.approve else "candidate",
     )
     log(f"recommender: registered {manifest.version} ({manifest.status}) in {trained.seconds['total']:.1f}s")

@@ -35,7 +35,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Final
 
@@ -447,11 +447,17 @@ def feast_objects(
     return [*entities.values(), *views, service]
 
 
-def open_ranker_store(folder: Path, specs: Sequence[ViewSpec], paths: dict[str, Path]) -> FeatureStore:
-    """A local Feast store in ``folder`` (file registry, SQLite online store, file offline store)
-    with the ranker's objects applied."""
-    folder.mkdir(parents=True, exist_ok=True)
-    config = RepoConfig(
+def ranker_store(folder: Path) -> FeatureStore:
+    """The local Feast store in ``folder``: file registry, SQLite online store, file offline store
+    (what :func:`open_ranker_store` applied; the recommender serves from its online store)."""
+    folder = Path(folder)
+    if not (folder / "registry.db").is_file():
+        raise FileNotFoundError(f"no ranker feature store in {folder} (train-ranker --workdir writes one)")
+    return FeatureStore(repo_path=str(folder), config=_ranker_config(folder))
+
+
+def _ranker_config(folder: Path) -> RepoConfig:
+    return RepoConfig(
         repo_path=folder,
         project="qianmian_ranker",
         provider="local",
@@ -460,9 +466,21 @@ def open_ranker_store(folder: Path, specs: Sequence[ViewSpec], paths: dict[str, 
         offline_store={"type": "file"},
         entity_key_serialization_version=3,
     )
-    store = FeatureStore(repo_path=str(folder), config=config)
+
+
+def open_ranker_store(folder: Path, specs: Sequence[ViewSpec], paths: dict[str, Path]) -> FeatureStore:
+    """A local Feast store in ``folder`` with the ranker's objects applied (see :func:`ranker_store`)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    store = FeatureStore(repo_path=str(folder), config=_ranker_config(folder))
     store.apply(feast_objects(specs, paths))  # type: ignore[arg-type]
     return store
+
+
+def materialize_snapshot(store: FeatureStore, snapshot: datetime) -> None:
+    """Load every view's newest values up to ``snapshot`` (inclusive) into the online store."""
+    from qianmian_features import materialize
+
+    materialize(store, end=snapshot + timedelta(seconds=1))
 
 
 def historical(store: FeatureStore, spec: ViewSpec, entity_df: pd.DataFrame) -> pd.DataFrame:

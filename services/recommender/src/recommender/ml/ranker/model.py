@@ -42,6 +42,8 @@ F32 = NDArray[np.float32]
 F64 = NDArray[np.float64]
 MODEL_TYPE: Final = "lightgbm_ranker"
 MODEL_FILE: Final = "model.txt"
+#: Where a ranker's manifest names its companion CF models (name -> registry version, ``serving.py``).
+COMPANIONS_KEY: Final = "companions"
 
 
 @dataclass(frozen=True)
@@ -230,10 +232,14 @@ class RankerModel:
         data_window: Mapping[str, Any],
         metrics: Mapping[str, Any] | None = None,
         cf_models: Mapping[str, Any] | None = None,
+        companions: Mapping[str, str] | None = None,
         status: Status = "candidate",
         created_at: datetime | None = None,
     ) -> Manifest:
-        """Save in the model registry (``model.txt`` + manifest); returns the manifest."""
+        """Save in the model registry (``model.txt`` + manifest); returns the manifest.
+
+        ``companions``: the registry versions of the CF models fitted at the serving snapshot
+        (``serving.register_companions``); a ranker without them can be evaluated, not served."""
         manifest = registry.register_artifact(
             MODEL_TYPE,
             {MODEL_FILE: self.model_text()},
@@ -248,6 +254,7 @@ class RankerModel:
                 "categorical": self.layout.categorical(),
                 "layout": self.layout.to_json(),
                 "cf_models": dict(cf_models or {}),
+                COMPANIONS_KEY: dict(companions or {}),
             },
             status=status,
             created_at=created_at,
