@@ -8,7 +8,7 @@ What one run does:
 
 1. builds the demo's stack on embedded defaults in a fresh directory under var/bench/ with the
    functions of scripts/demo.py (a 10k-customer bank, Feast applied and materialised, the LightFM
-   hybrid trained and approved, profile, product-hub, content-hub and rights-hub migrated, seeded and
+   hybrid and the LightGBM ranker trained and approved, profile, product-hub, content-hub and rights-hub migrated, seeded and
    started on their demo ports);
 2. picks 5,000 customers of the bank (seeded sample) and builds one request body per customer and
    channel (``app`` and ``mini_program``, the channels without quiet hours), shuffled;
@@ -17,8 +17,10 @@ What one run does:
      served like the recommender (uvicorn, 1 worker);
    - ``naive``: the recommender (``recommender serve``, 1 worker) with
      ``RECOMMENDER_FEATURE_CACHE_TTL_S=0``: the same code path, features read with the Feast SDK's
-     ``get_online_features`` on every request, nothing cached;
-   - ``real``: the recommender with its defaults (audit on);
+     ``get_online_features`` on every request, nothing cached (the ranker's features neither);
+   - ``real``: the recommender with its defaults (audit on) and the demo's LightGBM ranker on
+     (``RECOMMENDER_RANKER_STORE``): the targets are checked on this one;
+   - ``real, ranker off``: the same without the ranker (candidates ranked by their base scores);
    - ``floor (end)``: the floor again, to show how much the machine drifted during the run.
    Each recommender variant gets its own migrated SQLite database and is warmed first with one
    decision per customer. Contact caps are raised (``RECOMMENDER_CONTACT_POLICY``) and the
@@ -262,8 +264,9 @@ def _memory() -> str:
 
 
 def recommender_env(
-    base: dict[str, str], var: Path, variant: str, port: int, extra: dict[str, str]
+    base: dict[str, str], var: Path, variant: str, port: int, extra: dict[str, str | None]
 ) -> dict[str, str]:
+    """The variant's environment; an ``extra`` value of None unsets that variable."""
     env = dict(base)
     env.update(
         {
@@ -280,7 +283,11 @@ def recommender_env(
         }
     )
     env.pop("RECOMMENDER_FEATURE_CACHE_TTL_S", None)
-    env.update(extra)
+    for key, value in extra.items():
+        if value is None:
+            env.pop(key, None)
+        else:
+            env[key] = value
     return env
 
 
@@ -306,7 +313,7 @@ def measure_floor(
 
 def measure_recommender(
     name: str,
-    extra_env: dict[str, str],
+    extra_env: dict[str, str | None],
     bodies: Path,
     warm_bodies: Path,
     out_dir: Path,
@@ -317,7 +324,7 @@ def measure_recommender(
 ) -> Measured:
     port = free_port()
     renv = recommender_env(env, var, name, port, extra_env)
-    shown = " ".join(f"{k}={v}" for k, v in extra_env.items()) or "defaults"
+    shown = " ".join(f"{k}={'(unset)' if v is None else v}" for k, v in extra_env.items()) or "defaults"
     step(f"{name}: recommender serve on :{port} ({shown}), {args.connections} connections")
     subprocess.run([str(demo.BIN / "recommender"), "migrate"], check=True, env=renv, cwd=ROOT)
     headers = [f"Authorization: Bearer {demo.token(CLIENT)}"]
@@ -553,7 +560,7 @@ def main() -> int:
             runs.append(
                 measure_recommender(
                     "naive",
-                    {"RECOMMENDER_FEATURE_CACHE_TTL_S": "0"},
+                    {"RECOMMENDER_FEATURE_CACHE_TTL_S": "0", "RECOMMENDER_RANKER_CACHE_TTL_S": "0"},
                     bodies,
                     warm_bodies,
                     out_dir,
@@ -565,6 +572,19 @@ def main() -> int:
             )
             runs.append(
                 measure_recommender("real", {}, bodies, warm_bodies, out_dir, args, env, var, backing)
+            )
+            runs.append(
+                measure_recommender(
+                    "real, ranker off",
+                    {"RECOMMENDER_RANKER_STORE": None},
+                    bodies,
+                    warm_bodies,
+                    out_dir,
+                    args,
+                    env,
+                    var,
+                    backing,
+                )
             )
             if not args.no_end_floor:
                 runs.append(measure_floor("floor (end)", bodies, out_dir, args, env))
@@ -582,7 +602,8 @@ def main() -> int:
             "auth": f"Bearer token of the dev client `{CLIENT}` (decisions:write)",
             "recommender settings": f"RECOMMENDER_CONTACT_POLICY={json.dumps(CONTACT_POLICY)}, "
             f"RECOMMENDER_ARBITRATION={json.dumps(ARBITRATION)}; "
-            "naive adds RECOMMENDER_FEATURE_CACHE_TTL_S=0",
+            "naive adds RECOMMENDER_FEATURE_CACHE_TTL_S=0 and RECOMMENDER_RANKER_CACHE_TTL_S=0; "
+            "real, ranker off unsets RECOMMENDER_RANKER_STORE",
             "setup (bank, Feast, training, seeding)": f"{setup_s:.0f} s; whole run "
             f"{time.perf_counter() - started:.0f} s",
         }

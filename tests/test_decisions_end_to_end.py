@@ -29,6 +29,7 @@ from fastapi.testclient import TestClient
 from qianmian_bankgen.catalogue import CATALOGUE
 from qianmian_core.testing import auth_headers
 from qianmian_rules import CustomerFacts, check_eligibility, check_suitability
+from recommender.cli import main as recommender_cli
 from recommender.main import create_app as create_recommender
 from recommender.service.context import ChangeFeedClient, FeastFeatureReader
 from recommender.service.profile import ProfileClient
@@ -58,10 +59,27 @@ class Rig:
 def rig(seeded_stack: Callable[[int, int], Any]) -> Iterator[Rig]:
     stack = seeded_stack(600, 7)  # tests/conftest.py: bank, Feast, model, four seeded services
     bank, token = stack.bank, stack.token
+    # The LightGBM ranker on six monthly snapshots of the same 600 customers, as `make demo` trains it.
+    ranker_dir = stack.var / "ranker"
+    mp = pytest.MonkeyPatch()
+    mp.setenv("RECOMMENDER_REGISTRY_DIR", str(stack.registry_dir))
+    mp.setenv("RECOMMENDER_LOG_LEVEL", "WARNING")
+    try:
+        today = datetime.now(UTC).date().isoformat()
+        assert (
+            recommender_cli(
+                ["train-ranker", "--customers", "600", "--months", "6", "--seed", "7", "--until", today]
+                + ["--train-months", "2", "--workdir", str(ranker_dir), "--approve"]
+            )
+            == 0
+        )
+    finally:
+        mp.undo()
     app = create_recommender(
         RecommenderSettings(
             database_url=stack.urls["rec"],
             registry_dir=str(stack.registry_dir),
+            ranker_store=ranker_dir / "repo",
             change_poll_s=0.05,
             environment="test",
             auth_tokens_file=DEV_TOKENS,
@@ -213,7 +231,8 @@ def test_every_segment_and_channel_gets_compliant_explained_audited_bundles(rig:
             assert {b["product"]["id"] for b in body["bundles"]} <= allowed
     assert modes == {"personalised"} or modes == {"personalised", "non_personalised"}
     assert served >= len(rig.customers)  # every customer is served something in some channel
-    assert "cf_similar_customers" in reasons  # the trained model ranks
+    assert "cf_similar_customers" in reasons  # the trained model finds candidates …
+    assert "ranker_next_product" in reasons  # … and the ranker scores them
     assert "moment_deposit_renewal" in reasons or "moment_maturity_wealth" in reasons
 
 

@@ -6,6 +6,7 @@ import copy
 import re
 from typing import Any
 
+import pytest
 import yaml
 
 from .conftest import CALL_GRAPH, SERVICES, Rendered, containers, pod_specs, render
@@ -281,6 +282,15 @@ def test_production_settings_and_in_cluster_urls(default_render: Rendered) -> No
         "RECOMMENDER_RIGHTS_HUB_URL",
         "RECOMMENDER_PROFILE_URL",
     }
+    assert "RECOMMENDER_RANKER_STORE" not in recommender  # the ranker is off unless asked for
+
+
+def test_the_ranker_store_is_a_path_on_the_model_volume(chart: Any) -> None:
+    rendered = render(chart, {"recommender": {"modelStorage": {"rankerStore": "ranker/repo"}}})
+    data = rendered.component("ConfigMap", "recommender")["data"]
+    assert data["RECOMMENDER_RANKER_STORE"] == "/var/lib/qianmian/models/ranker/repo"
+    with pytest.raises(Exception, match="rankerStore"):
+        render(chart, {"recommender": {"modelStorage": {"rankerStore": "/etc/passwd"}}})
 
 
 def test_feature_store_yaml_is_rendered_from_values(production_render: Rendered) -> None:

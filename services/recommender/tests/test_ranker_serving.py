@@ -230,3 +230,43 @@ def test_first_snapshot_ends_on_the_last_28th() -> None:
     assert first_snapshot(date(2026, 11, 24), 6) == date(2026, 5, 28)
     assert first_snapshot(date(2026, 11, 28), 1) == date(2026, 11, 28)
     assert first_snapshot(date(2026, 1, 3), 2) == date(2025, 11, 28)
+
+
+def test_an_experiment_arm_can_switch_the_ranker_off(rig: dict[str, Any]) -> None:
+    """A/B of the ranker itself: control is production (ranker on), ``no_ranker`` ranks by base scores."""
+    definition = {
+        "name": "排序模型 A/B",
+        "hypothesis": "The ranker's P(add) converts better than the candidates' base scores",
+        "primary_metric": "conversion_rate",
+        "layer": "ranking",
+        "population": {"channels": ["app"]},
+        "arms": [
+            {"name": "control", "weight": 50},
+            {"name": "no_ranker", "weight": 50, "changes": {"ranker": "off"}},
+        ],
+    }
+    client, _ = _app(rig)
+    who = {c: auth_headers(c) for c in ("console-alice", "console-bob")}
+    with client:
+        created = client.post("/v1/experiments", json=definition, headers=who["console-alice"])
+        assert created.status_code == 201, created.text
+        experiment_id = created.json()["experiment_id"]
+        for action, by in (
+            ("submit", "console-alice"),
+            ("approve", "console-bob"),
+            ("start", "console-alice"),
+        ):
+            resp = client.post(
+                f"/v1/experiments/{experiment_id}/status", json={"action": action}, headers=who[by]
+            )
+            assert resp.status_code == 200, resp.text
+        arms: dict[str, int] = {}
+        for cid in KNOWN:
+            answer = _decide(client, cid)
+            arm = answer["experiment"]["arm"]
+            arms[arm] = arms.get(arm, 0) + 1
+            audit = _audit(client, answer["decision_id"])
+            ranked = audit["features"]["ranker"] is not None
+            assert ranked == (arm == "control"), (arm, audit["features"]["ranker"])
+            assert all((RANKER_SOURCE in c["sources"]) == ranked for c in audit["candidates"])
+        assert set(arms) == {"control", "no_ranker"}, arms

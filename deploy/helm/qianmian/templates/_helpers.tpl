@@ -189,6 +189,9 @@ seccompProfile:
 {{- end }}
 {{- if eq .key "recommender" }}
 {{- $_ := set $data "RECOMMENDER_REGISTRY_DIR" $v.modelStorage.mountPath -}}
+{{- if $v.modelStorage.rankerStore }}
+{{- $_ := set $data "RECOMMENDER_RANKER_STORE" (printf "%s/%s" $v.modelStorage.mountPath $v.modelStorage.rankerStore) -}}
+{{- end }}
 {{- $_ := set $data "RECOMMENDER_EVAL_DIR" "/tmp/eval" -}}
 {{- $_ := set $data "RECOMMENDER_OUTBOUND_DIR" $v.outboundStorage.mountPath -}}
 {{- end }}

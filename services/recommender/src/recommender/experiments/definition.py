@@ -89,6 +89,11 @@ class ArmChanges(BaseModel):
         description="A content id to show when it is approved for the product and channel (else the "
         "production choice)",
     )
+    ranker: Literal["off"] | None = Field(
+        default=None,
+        description="``off``: rank by the candidates' base scores, without the LightGBM ranker (None: "
+        "production, the ranker when one serves; an arm that pins ``model_version`` never uses it)",
+    )
 
 
 class ArmDefinition(BaseModel):

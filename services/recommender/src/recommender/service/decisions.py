@@ -220,6 +220,8 @@ class Variant:
     arbitration_json: dict[str, Any]
     no_rights: bool = False
     content_id: str | None = None
+    #: The arm ranks without the LightGBM ranker (``changes.ranker == "off"``).
+    ranker_off: bool = False
     #: The arm's changes as defined (empty for production).
     changes: dict[str, Any] = field(default_factory=dict)
 
@@ -430,6 +432,7 @@ class DecisionService:
             arbitration_json=arbitration.model_dump(mode="json"),
             no_rights=changes.rights_policy == "no_rights",
             content_id=changes.content_variant,
+            ranker_off=changes.ranker == "off",
             changes=changes.model_dump(mode="json", exclude_none=True),
         )
         if len(self._variants) >= 64:
@@ -482,12 +485,14 @@ class DecisionService:
         ranker_entry: dict[str, Any] | None = None
         ranker_code: str | None = None
         # The ranker re-scores production's candidates (an arm that pins a model version is that
-        # model's ranking, compared as such); fallback and non-personalised modes never use it.
+        # model's ranking, compared as such; an arm may switch it off to measure it); fallback and
+        # non-personalised modes never use it.
         if (
             mode is Mode.PERSONALISED
             and self.ranker is not None
             and ranker_read is not None
             and variant.model is self.holder
+            and not variant.ranker_off
         ):
             candidate_set, ranker_entry, ranker_code = self.ranker.apply(candidate_set, ranker_read)
         personalised = mode is not Mode.NON_PERSONALISED
