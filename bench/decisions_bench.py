@@ -8,8 +8,8 @@ What one run does:
 
 1. builds the demo's stack on embedded defaults in a fresh directory under var/bench/ with the
    functions of scripts/demo.py (a 10k-customer bank, Feast applied and materialised, the LightFM
-   hybrid and the LightGBM ranker trained and approved, profile, product-hub, content-hub and rights-hub migrated, seeded and
-   started on their demo ports);
+   hybrid and the LightGBM ranker trained and approved, profile, product-hub, content-hub and
+   rights-hub migrated, seeded and started on their demo ports);
 2. picks 5,000 customers of the bank (seeded sample) and builds one request body per customer and
    channel (``app`` and ``mini_program``, the channels without quiet hours), shuffled;
 3. measures, one after the other and each with 32 keep-alive connections from bench/loadgen.py:

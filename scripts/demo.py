@@ -123,7 +123,7 @@ def prepare(customers: int, seed: int, data_dir: Path, env: dict[str, str]) -> d
     shutil.rmtree(data_dir.parent / "models", ignore_errors=True)
     run([str(BIN / "recommender"), "train", "--data", str(data_dir), "--model", "lightfm", "--approve"], env)
     step("training the LightGBM next-product ranker on 12 monthly holding snapshots of the same")
-    print("    customers (qianmian_bankgen.dynamics), with CF companions and its Feast store (online: newest)")
+    print("    customers (qianmian_bankgen.dynamics), with CF companions and its Feast store")
     shutil.rmtree(data_dir.parent / "ranker", ignore_errors=True)
     run(
         [

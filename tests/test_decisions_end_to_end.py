@@ -66,13 +66,19 @@ def rig(seeded_stack: Callable[[int, int], Any]) -> Iterator[Rig]:
     mp.setenv("RECOMMENDER_LOG_LEVEL", "WARNING")
     try:
         today = datetime.now(UTC).date().isoformat()
-        assert (
-            recommender_cli(
-                ["train-ranker", "--customers", "600", "--months", "6", "--seed", "7", "--until", today]
-                + ["--train-months", "2", "--workdir", str(ranker_dir), "--approve"]
-            )
-            == 0
-        )
+        sizes = [
+            "--customers",
+            "600",
+            "--months",
+            "6",
+            "--seed",
+            "7",
+            "--until",
+            today,
+            "--train-months",
+            "2",
+        ]
+        assert recommender_cli(["train-ranker", *sizes, "--workdir", str(ranker_dir), "--approve"]) == 0
     finally:
         mp.undo()
     app = create_recommender(
