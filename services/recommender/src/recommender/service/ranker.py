@@ -106,12 +106,17 @@ class RankerRead:
     inputs: RankerInputs | None = None
     products_key: str | None = None
     skipped: str | None = None
+    #: ``inputs.as_json()``, made once per read (a cached read serves many decisions).
+    inputs_json: Mapping[str, Any] | None = None
 
     def as_json(self, scores: Mapping[str, float] | None = None) -> dict[str, Any]:
+        inputs = self.inputs_json
+        if inputs is None and self.inputs is not None:
+            inputs = self.inputs.as_json()
         return {
             "version": self.version,
             "skipped": self.skipped,
-            "inputs": None if self.inputs is None else self.inputs.as_json(),
+            "inputs": inputs,
             "products": self.products_key,
             "scores": None if scores is None else dict(sorted(scores.items())),
         }
@@ -245,7 +250,9 @@ class RankerStage:
                 inputs = RankerInputs(
                     customer_id, newest.astimezone(UTC).date(), {ref: fv.value for ref, fv in raw.items()}
                 )
-                read = RankerRead(ranker.version, inputs=inputs, products_key=products_key)
+                read = RankerRead(
+                    ranker.version, inputs=inputs, products_key=products_key, inputs_json=inputs.as_json()
+                )
         if len(self._reads) >= CACHE_MAX_CUSTOMERS:
             del self._reads[next(iter(self._reads))]
         self._reads[customer_id] = (now, read)
@@ -307,7 +314,9 @@ class RankerStage:
                 skipped = "ranker_error"
         if skipped is not None or scores is None:
             reason = skipped or "ranker_error"
-            entry = RankerRead(read.version, read.inputs, read.products_key, reason).as_json()
+            entry = RankerRead(
+                read.version, read.inputs, read.products_key, reason, read.inputs_json
+            ).as_json()
             return candidates, entry, reason
         chosen = {c.product_id: scores.get(c.product_id, 0.0) for c in candidates.candidates}
         return rescore(candidates, chosen), read.as_json(chosen), None
