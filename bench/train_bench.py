@@ -38,6 +38,14 @@ def synthetic(seed: int) -> TrainingData:
     weights = rng.choice(np.array([0.5, 3.0, 30.0], dtype=np.float32), INTERACTIONS, p=[0.74, 0.15, 0.11])
     matrix = sp.csr_matrix((weights, (rows, cols)), shape=(CUSTOMERS, PRODUCTS), dtype=np.float32)
     matrix.sum_duplicates()
+    # Pairs with a click or a purchase row: what LightFM learns from (positives="engaged").
+    interest = weights >= 3.0
+    engaged = sp.csr_matrix(
+        (np.ones(int(interest.sum()), dtype=np.float32), (rows[interest], cols[interest])),
+        shape=(CUSTOMERS, PRODUCTS),
+    )
+    engaged.sum_duplicates()
+    engaged.data[:] = 1.0
     seen = matrix.copy()
     seen.data = (seen.data >= 30).astype(np.float32)
     seen.eliminate_zeros()
@@ -54,6 +62,7 @@ def synthetic(seed: int) -> TrainingData:
         product_tokens=[[f"type={j % 9}"] for j in range(PRODUCTS)],
         weights=InteractionWeights(),
         window=("", ""),
+        engaged=engaged,
     )
 
 
@@ -78,7 +87,9 @@ def main() -> int:
     bpr = timed(
         "BPR", lambda: BPRRecommender(factors=32, iterations=60, min_weight=3.0, num_threads=t).fit(data)
     )
-    lfm = timed("LightFM", lambda: LightFMHybrid(no_components=32, epochs=10, num_threads=t).fit(data))
+    # As the served model (recommender.ml.evaluate.default_models): 20 epochs on engaged pairs, one
+    # thread (LightFM's Hogwild updates are reproducible only single-threaded).
+    lfm = timed("LightFM", lambda: LightFMHybrid(no_components=32, epochs=20, num_threads=1).fit(data))
     ok = als < LIMIT_S
     lines = [
         "# Training benchmark",
@@ -95,7 +106,8 @@ def main() -> int:
         f"| floor: one sparse product over the data | – | {floor:.2f} | 1 |",
         f"| implicit ALS | 32 factors, 15 iterations, {t} threads | {als:.1f} | {als / floor:.0f} |",
         f"| implicit BPR | 32 factors, 60 iterations, {t} threads | {bpr:.1f} | {bpr / floor:.0f} |",
-        f"| LightFM WARP hybrid | 32 components, 10 epochs, identity + feature tokens, {t} threads "
+        "| LightFM WARP hybrid | 32 components, 20 epochs on engaged pairs, identity + feature tokens, "
+        "1 thread "
         f"| {lfm:.1f} | {lfm / floor:.0f} |",
         "",
         f"Target: ALS under {LIMIT_S:.0f} s on 2 cores — **{'met' if ok else 'NOT met'}** ({als:.1f} s).",
