@@ -9,6 +9,7 @@ through ``RECOMMENDER_RANKER_STORE``. Decisions then go through the API.
 from __future__ import annotations
 
 import argparse
+import os
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -196,7 +197,7 @@ def test_stale_and_unavailable_rankers_fall_back(rig: dict[str, Any]) -> None:
     saved: list[str] = []
     stage = RankerStage(
         registry,
-        FeastRankerStore(rig["store"]),
+        FeastRankerStore(Path(os.path.relpath(rig["store"]))),  # a relative setting works too
         registry.manifest(rig["ranker"]).product_ids,
         save_products=lambda key, _rows: saved.append(key),
     )

@@ -132,3 +132,49 @@ def test_online_rows_equal_the_training_rows(trained: TrainedRanker, features: P
         values[:3], candidates[:3], products=products, snapshot=panel.dates[cutoff], cf_scores=cf_scores[:3]
     )
     assert all(0.0 < v < 1.0 for s in scores for v in s.values())
+
+
+def test_value_blocks_equal_the_pandas_blocks(trained: TrainedRanker) -> None:
+    """Serving's per-value blocks equal training's pandas blocks, edge values included: masks above
+    2**53 (exact, never through a float), missing values, numbers as strings, unknown categories."""
+    import pandas as pd
+    from recommender.ml.ranker.rows import (
+        column_name,
+        customer_block,
+        customer_block_from_values,
+        product_block,
+        product_block_from_values,
+    )
+
+    layout = trained.model.layout
+    big = (1 << 62) | (1 << 56) | 0b1011  # high and low bits at once
+    numeric = list(layout.customer_numeric)
+    categorical = [r for r, _ in layout.customer_categorical]
+    rows = [
+        {"ranker_holdings:held_lag1_w0": big, "ranker_holdings:snapshots_observed": 5},
+        dict.fromkeys([*numeric, *categorical]),
+        {
+            **dict.fromkeys(numeric[:3], "7"),
+            **{ref: vocab[0] for ref, vocab in layout.customer_categorical if vocab},
+            categorical[0]: "never-seen-category",
+            "ranker_holdings:held_lag2_w0": 3,
+        },
+    ]
+    # object columns, as a Feast answer with a missing row can be (a float column would already
+    # have rounded the 63-bit mask words before any code saw them)
+    frame = pd.DataFrame([{column_name(k): v for k, v in r.items()} for r in rows], dtype=object)
+    month = np.array([3, 4, 5])
+    fast, slow = customer_block_from_values(layout, rows, month), customer_block(layout, frame, month)
+    np.testing.assert_array_equal(fast.values, slow.values)
+    np.testing.assert_array_equal(fast.observed, slow.observed)
+    np.testing.assert_array_equal(fast.lags, slow.lags)
+    held = np.flatnonzero(fast.lags[0, 0])
+    assert held.tolist() == [j for j in (0, 1, 3, 56, 62) if j < len(layout.products)]
+    products = [
+        {"ranker_product:add_rate_1m": 0.25, "ranker_product:product_type": "deposit"},
+        {"ranker_product:risk_rating": None, "ranker_product:product_type": "nothing-like-it"},
+    ]
+    product_frame = pd.DataFrame([{column_name(k): v for k, v in p.items()} for p in products])
+    np.testing.assert_array_equal(
+        product_block_from_values(layout, products), product_block(layout, product_frame)
+    )

@@ -450,7 +450,7 @@ def feast_objects(
 def ranker_store(folder: Path) -> FeatureStore:
     """The local Feast store in ``folder``: file registry, SQLite online store, file offline store
     (what :func:`open_ranker_store` applied; the recommender serves from its online store)."""
-    folder = Path(folder)
+    folder = Path(folder).resolve()  # Feast resolves a relative registry path against repo_path again
     if not (folder / "registry.db").is_file():
         raise FileNotFoundError(f"no ranker feature store in {folder} (train-ranker --workdir writes one)")
     return FeatureStore(repo_path=str(folder), config=_ranker_config(folder))
@@ -470,6 +470,7 @@ def _ranker_config(folder: Path) -> RepoConfig:
 
 def open_ranker_store(folder: Path, specs: Sequence[ViewSpec], paths: dict[str, Path]) -> FeatureStore:
     """A local Feast store in ``folder`` with the ranker's objects applied (see :func:`ranker_store`)."""
+    folder = Path(folder).resolve()
     folder.mkdir(parents=True, exist_ok=True)
     store = FeatureStore(repo_path=str(folder), config=_ranker_config(folder))
     store.apply(feast_objects(specs, paths))  # type: ignore[arg-type]

@@ -24,17 +24,15 @@ from datetime import date, datetime
 from typing import Any, Final
 
 import numpy as np
-import pandas as pd
 from numpy.typing import NDArray
 
 from recommender.ml.ranker.features import FEATURE_SERVICE
 from recommender.ml.ranker.rows import (
     CustomerBlock,
     FeatureLayout,
-    column_name,
-    customer_block,
+    customer_block_from_values,
     feature_rows,
-    product_block,
+    product_block_from_values,
 )
 from recommender.ml.registry import Manifest, ModelRegistry, RegistryError, Status, check_catalogue
 
@@ -164,16 +162,8 @@ class RankerModel:
         """
         layout = self.layout
         n = len(customers)
-        frame = pd.DataFrame(
-            [{column_name(ref): value for ref, value in c.items()} for c in customers], index=range(n)
-        )
-        block = customer_block(layout, frame, np.full(n, snapshot.month % 12 + 1))
-        product_frame = pd.DataFrame(
-            [
-                {column_name(r): products.get(p, {}).get(r) for r in layout.product_refs()}
-                for p in layout.products
-            ]
-        )
+        block = customer_block_from_values(layout, customers, np.full(n, snapshot.month % 12 + 1))
+        product_values = product_block_from_values(layout, [products.get(p, {}) for p in layout.products])
         index = {p: j for j, p in enumerate(layout.products)}
         wanted = np.zeros((n, len(layout.products)), dtype=np.bool_)
         for k, ids in enumerate(candidates):
@@ -187,7 +177,7 @@ class RankerModel:
                     if name in scores:
                         cf[k, m, :] = np.asarray(scores[name], dtype=np.float32)
         matrix, row, product = feature_rows(
-            layout, block, product_block(layout, product_frame), ~block.lags[:, 0, :], cf, emit=wanted
+            layout, block, product_values, ~block.lags[:, 0, :], cf, emit=wanted
         )
         return matrix, [(int(r), layout.products[int(p)]) for r, p in zip(row, product, strict=True)]
 

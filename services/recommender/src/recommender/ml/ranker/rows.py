@@ -248,8 +248,11 @@ def customer_block(layout: FeatureLayout, frame: pd.DataFrame, month_of_year: ND
     masks = np.zeros((n, LAGS, layout.words), dtype=np.int64)
     for k in range(1, LAGS + 1):
         for w in range(layout.words):
-            raw = pd.to_numeric(column(f"ranker_holdings:held_lag{k}_w{w}"), errors="coerce")
-            masks[:, k - 1, w] = raw.fillna(0).to_numpy(dtype=np.int64)
+            raw = column(f"ranker_holdings:held_lag{k}_w{w}")
+            if pd.api.types.is_integer_dtype(raw.dtype):
+                masks[:, k - 1, w] = raw.to_numpy(dtype=np.int64)
+            else:  # object or float (a missing row): word by word, never through a float
+                masks[:, k - 1, w] = np.fromiter((_mask(v) for v in raw.to_numpy(dtype=object)), np.int64, n)
     observed = _numbers(column("ranker_holdings:snapshots_observed"))
     return CustomerBlock(
         values=values,
@@ -257,6 +260,72 @@ def customer_block(layout: FeatureLayout, frame: pd.DataFrame, month_of_year: ND
         observed=observed,
         month_of_year=np.asarray(month_of_year, dtype=np.float32),
     )
+
+
+def _number(value: Any) -> float:
+    """``pd.to_numeric(errors="coerce")`` of one value (Feast answers numbers; anything else goes
+    through pandas itself, so the two paths cannot disagree)."""
+    if value is None:
+        return float("nan")
+    if isinstance(value, int | float | np.integer | np.floating):
+        return float(value)
+    return float(pd.to_numeric(pd.Series([value], dtype=object), errors="coerce").iloc[0])
+
+
+def _mask(value: Any) -> int:
+    """One holdings mask word: an exact integer (up to 63 bits: never through a float), 0 if missing."""
+    if isinstance(value, int | np.integer):
+        return int(value)
+    number = _number(value)
+    return 0 if number != number else int(number)
+
+
+def _code(value: Any, vocabulary: Sequence[str]) -> float:
+    """:func:`_coded` of one value: its position in ``vocabulary``, NaN when missing or unknown."""
+    if value is None or (isinstance(value, float) and value != value):
+        return float("nan")
+    if not isinstance(value, str):
+        value = str(pd.Series([value]).astype("string").iloc[0])
+    try:
+        return float(vocabulary.index(value))
+    except ValueError:
+        return float("nan")
+
+
+def customer_block_from_values(
+    layout: FeatureLayout, customers: Sequence[Mapping[str, Any]], month_of_year: NDArray[Any]
+) -> CustomerBlock:
+    """:func:`customer_block` of plain values keyed ``"view:feature"`` (absent = missing), without
+    pandas: what serving builds one customer at a time (equal arrays, tested)."""
+    n = len(customers)
+    columns = len(layout.customer_numeric) + len(layout.customer_categorical)
+    values = np.empty((n, columns), dtype=np.float32)
+    masks = np.zeros((n, LAGS, layout.words), dtype=np.int64)
+    observed = np.empty(n, dtype=np.float32)
+    for i, row in enumerate(customers):
+        numbers = [_number(row.get(r)) for r in layout.customer_numeric]
+        codes = [_code(row.get(r), vocab) for r, vocab in layout.customer_categorical]
+        values[i, :] = numbers + codes
+        for k in range(1, LAGS + 1):
+            for w in range(layout.words):
+                masks[i, k - 1, w] = _mask(row.get(f"ranker_holdings:held_lag{k}_w{w}"))
+        observed[i] = _number(row.get("ranker_holdings:snapshots_observed"))
+    return CustomerBlock(
+        values=values,
+        lags=unpack_masks(masks, len(layout.products)),
+        observed=observed,
+        month_of_year=np.asarray(month_of_year, dtype=np.float32),
+    )
+
+
+def product_block_from_values(layout: FeatureLayout, products: Sequence[Mapping[str, Any]]) -> F32:
+    """:func:`product_block` of plain values keyed ``"view:feature"``, one mapping per product."""
+    out = np.empty((len(products), len(layout.product_numeric) + len(layout.product_categorical)), np.float32)
+    for j, row in enumerate(products):
+        out[j, :] = [_number(row.get(r)) for r in layout.product_numeric] + [
+            _code(row.get(r), vocab) for r, vocab in layout.product_categorical
+        ]
+    return out
 
 
 def product_block(layout: FeatureLayout, frame: pd.DataFrame) -> F32:

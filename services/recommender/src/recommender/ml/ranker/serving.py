@@ -112,10 +112,13 @@ class ServingRanker:
         return tokens_of(frame(_PROFILE), frame(_STATE) if self._has_state else None)[0]
 
     def cf_scores(self, inputs: RankerInputs) -> dict[str, list[float]]:
-        """Each companion's scores of the customer over :attr:`products`."""
-        tokens = [self.tokens(inputs.values)]
+        """Each companion's scores of the customer over :attr:`products` (the feature tokens are
+        built only when a companion did not see the customer: warm scores never read them)."""
+        ids = [inputs.customer_id]
+        cold = [name for name, model in self.companions.items() if model.customers.indices(ids)[0] < 0]
+        tokens = [self.tokens(inputs.values)] if cold else None
         return {
-            name: np.asarray(model.score([inputs.customer_id], tokens)[0], dtype=np.float32).tolist()
+            name: np.asarray(model.score(ids, tokens)[0], dtype=np.float32).tolist()
             for name, model in self.companions.items()
         }
 
