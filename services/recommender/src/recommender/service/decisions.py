@@ -28,6 +28,7 @@ import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from types import MappingProxyType
 from typing import Any, Final
 
@@ -751,13 +752,11 @@ class DecisionService:
                 right_affordable=affordable,
                 content=None
                 if content is None
-                else {
-                    "id": content.content_id,
-                    "version": content.version,
-                    "channel": content.channel,
-                    "fields": render_variant(content, catalogue[candidate.product_id], segments, lifecycle),
-                },
+                else {"id": content.content_id, "version": content.version, "channel": content.channel},
                 right=None if right is None else {"id": right.right_id, "type": right.right_type},
+                render=None
+                if content is None
+                else partial(render_variant, content, catalogue[candidate.product_id], segments, lifecycle),
             )
         return parts
 

@@ -13,7 +13,7 @@ per-candidate policy inputs (:class:`OfferParts`) and the catalogue snapshot
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from types import MappingProxyType
@@ -55,6 +55,9 @@ class OfferParts:
     content: Mapping[str, Any] | None
     #: ``{"id", "type"}`` of the right, or None.
     right: Mapping[str, str] | None
+    #: The content's rendered fields, made only for the bundles served (a decision weighs ~40
+    #: candidates and shows 1–10); None where the caller put ``fields`` in ``content`` or has none.
+    render: Callable[[], Mapping[str, Any]] | None = None
 
     def as_json(self, *, with_fields: bool = False) -> dict[str, Any]:
         content = None
@@ -177,7 +180,7 @@ def bundles(
                     "type": product.product_type,
                     "risk_rating": product.risk_rating,
                 },
-                "content": None if part.content is None else dict(part.content),
+                "content": _content(part),
                 "right": None if right is None else {"id": right["id"], "type": right["type"]},
                 "score": offer.priority,
                 "reason_codes": list(candidate.reason_codes) or [explanation.code],
@@ -185,6 +188,15 @@ def bundles(
             }
         )
     return out
+
+
+def _content(part: OfferParts) -> dict[str, Any] | None:
+    if part.content is None:
+        return None
+    content = dict(part.content)
+    if part.render is not None:
+        content["fields"] = dict(part.render())
+    return content
 
 
 def without_offers(outcome: PipelineOutcome) -> PipelineOutcome:
