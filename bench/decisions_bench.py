@@ -267,10 +267,11 @@ def recommender_env(
     base: dict[str, str], var: Path, variant: str, port: int, extra: dict[str, str | None]
 ) -> dict[str, str]:
     """The variant's environment; an ``extra`` value of None unsets that variable."""
+    slug = "-".join("".join(c if c.isalnum() else " " for c in variant).split())
     env = dict(base)
     env.update(
         {
-            "RECOMMENDER_DATABASE_URL": f"sqlite:///{var / f'recommender-{variant}.db'}",
+            "RECOMMENDER_DATABASE_URL": f"sqlite:///{var / f'recommender-{slug}.db'}",
             "RECOMMENDER_REGISTRY_DIR": str(var / "models"),
             "RECOMMENDER_PORT": str(port),
             "RECOMMENDER_CONTACT_POLICY": json.dumps(CONTACT_POLICY),
@@ -557,35 +558,15 @@ def main() -> int:
         try:
             backing = {script: p.pid for (script, _, _), p in zip(demo.SERVICES, procs, strict=True)}
             runs = [measure_floor("floor", bodies, out_dir, args, env)]
-            runs.append(
-                measure_recommender(
-                    "naive",
-                    {"RECOMMENDER_FEATURE_CACHE_TTL_S": "0", "RECOMMENDER_RANKER_CACHE_TTL_S": "0"},
-                    bodies,
-                    warm_bodies,
-                    out_dir,
-                    args,
-                    env,
-                    var,
-                    backing,
+            variants: list[tuple[str, dict[str, str | None]]] = [
+                ("naive", {"RECOMMENDER_FEATURE_CACHE_TTL_S": "0", "RECOMMENDER_RANKER_CACHE_TTL_S": "0"}),
+                ("real", {}),
+                ("real, ranker off", {"RECOMMENDER_RANKER_STORE": None}),
+            ]
+            for name, extra in variants:
+                runs.append(
+                    measure_recommender(name, extra, bodies, warm_bodies, out_dir, args, env, var, backing)
                 )
-            )
-            runs.append(
-                measure_recommender("real", {}, bodies, warm_bodies, out_dir, args, env, var, backing)
-            )
-            runs.append(
-                measure_recommender(
-                    "real, ranker off",
-                    {"RECOMMENDER_RANKER_STORE": None},
-                    bodies,
-                    warm_bodies,
-                    out_dir,
-                    args,
-                    env,
-                    var,
-                    backing,
-                )
-            )
             if not args.no_end_floor:
                 runs.append(measure_floor("floor (end)", bodies, out_dir, args, env))
         finally:
