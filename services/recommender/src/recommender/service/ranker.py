@@ -25,6 +25,7 @@ policy applies as always.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -41,6 +42,7 @@ from recommender.ml.ranker.serving import (
     ServingRanker,
     load_serving_ranker,
     newest_ranker_version,
+    plain_value,
 )
 from recommender.ml.registry import ModelRegistry
 from recommender.service.candidates import Candidate, CandidateSet
@@ -124,10 +126,8 @@ class RankerRead:
 
 def product_values_to_json(values: Mapping[str, Mapping[str, Any]]) -> list[dict[str, Any]]:
     """The product view's values as snapshot rows (sorted, JSON-safe)."""
-    from recommender.ml.ranker.serving import _plain
-
     return [
-        {"product_id": pid, "values": {ref: _plain(v) for ref, v in sorted(values[pid].items())}}
+        {"product_id": pid, "values": {ref: plain_value(v) for ref, v in sorted(values[pid].items())}}
         for pid in sorted(values)
     ]
 
@@ -152,6 +152,12 @@ def rescore(candidates: CandidateSet, scores: Mapping[str, float]) -> CandidateS
     ]
     rescored.sort(key=lambda c: (-c.score, c.product_id))
     return CandidateSet(tuple(rescored), candidates.model_version, candidates.cf_skipped)
+
+
+def _evict_oldest(cache: dict[Any, Any]) -> None:
+    """Drop the oldest entry; reads run in worker threads, so another may have dropped it first."""
+    with contextlib.suppress(StopIteration, RuntimeError):  # empty, or resized by another thread
+        cache.pop(next(iter(cache)), None)
 
 
 class RankerStage:
@@ -179,7 +185,8 @@ class RankerStage:
         self._product_sets: dict[str, dict[str, dict[str, Any]]] = {}
         self._stored: set[str] = set()
         self._reads: dict[str, tuple[float, RankerRead]] = {}
-        self._scores: dict[tuple[str, str, str], dict[str, float]] = {}
+        #: (ranker version, customer, snapshot, product values) -> scores
+        self._scores: dict[tuple[str, str, str, str], dict[str, float]] = {}
 
     def reload(self) -> str | None:
         """Load the newest approved ranker (kept as it is when there is none or it fails to load)."""
@@ -215,7 +222,7 @@ class RankerStage:
             self._stored.add(key)
         if key not in self._product_sets:
             while len(self._product_sets) >= 4:  # reads cached up to a TTL ago may still name older ones
-                del self._product_sets[next(iter(self._product_sets))]
+                _evict_oldest(self._product_sets)
             self._product_sets[key] = values
         self._products = (now, key)
         return key, values
@@ -254,7 +261,7 @@ class RankerStage:
                     ranker.version, inputs=inputs, products_key=products_key, inputs_json=inputs.as_json()
                 )
         if len(self._reads) >= CACHE_MAX_CUSTOMERS:
-            del self._reads[next(iter(self._reads))]
+            _evict_oldest(self._reads)
         self._reads[customer_id] = (now, read)
         return read
 
@@ -283,7 +290,7 @@ class RankerStage:
             or ranker.version != read.version
         ):
             return None
-        key = (ranker.version, read.inputs.customer_id, read.products_key)
+        key = (ranker.version, read.inputs.customer_id, read.inputs.snapshot.isoformat(), read.products_key)
         found = self._scores.get(key)
         if found is not None:
             return found
@@ -292,7 +299,7 @@ class RankerStage:
             return None  # evicted since the read (four refreshes within one cached read): an error
         scores = ranker.score(read.inputs, products)
         if len(self._scores) >= CACHE_MAX_CUSTOMERS:
-            del self._scores[next(iter(self._scores))]
+            _evict_oldest(self._scores)
         self._scores[key] = scores
         return scores
 

@@ -52,7 +52,7 @@ class RankerInputs:
         return {
             "customer_id": self.customer_id,
             "snapshot": self.snapshot.isoformat(),
-            "values": {k: _plain(v) for k, v in sorted(self.values.items())},
+            "values": {k: plain_value(v) for k, v in sorted(self.values.items())},
         }
 
     @classmethod
@@ -64,7 +64,7 @@ class RankerInputs:
         )
 
 
-def _plain(value: Any) -> Any:
+def plain_value(value: Any) -> Any:
     """A JSON-safe value: numpy scalars as Python numbers, NaN as None."""
     if isinstance(value, np.generic):
         value = value.item()
