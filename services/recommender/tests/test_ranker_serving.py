@@ -212,14 +212,16 @@ def test_stale_and_unavailable_rankers_fall_back(rig: dict[str, Any]) -> None:
     assert fresh.inputs.snapshot == newest  # the online store holds the newest snapshot
     # Scores are cached per customer and snapshot: a newer snapshot's values are scored afresh.
     first = stage.scores(fresh)
-    assert first is not None and stage.scores(fresh) is first
+    assert first is not None
+    assert stage.scores(fresh) is first
     moved = RankerInputs(
         fresh.inputs.customer_id,
         fresh.inputs.snapshot + timedelta(days=31),
         {**fresh.inputs.values, "ranker_holdings:held_lag1_w0": 0},
     )
     second = stage.scores(dataclasses.replace(fresh, inputs=moved))
-    assert second is not None and second != first
+    assert second is not None
+    assert second != first
     stage._reads.clear()
     months_later = datetime.now(UTC) + timedelta(days=120)
     assert stage.read_blocking(KNOWN[1], months_later).skipped == "ranker_features_stale"
