@@ -223,6 +223,19 @@ def test_stale_and_unavailable_rankers_fall_back(rig: dict[str, Any]) -> None:
     assert second is not None
     assert second != first
     stage._reads.clear()
+    store = stage.store
+    assert isinstance(store, FeastRankerStore)
+
+    class Down(FeastRankerStore):
+        def __init__(self) -> None:
+            self.store = store.store
+
+        def customer(self, customer_id: str, refs: Any) -> Any:
+            raise ConnectionError("online store unreachable")
+
+    stage.store = Down()
+    assert stage.read_blocking(KNOWN[2], datetime.now(UTC)).skipped == "ranker_error"
+    stage.store = store
     months_later = datetime.now(UTC) + timedelta(days=120)
     assert stage.read_blocking(KNOWN[1], months_later).skipped == "ranker_features_stale"
 

@@ -276,7 +276,11 @@ class RankerStage:
             and cached[1].version == ranker.version
         ):
             return cached[1]
-        return await asyncio.to_thread(self.read_blocking, customer_id, at)
+        try:
+            return await asyncio.to_thread(self.read_blocking, customer_id, at)
+        except Exception as exc:  # the ranker never fails a decision: base scores rank instead
+            log.error("ranker_read_failed", error_type=type(exc).__name__)
+            return RankerRead(None if ranker is None else ranker.version, skipped="ranker_error")
 
     # -- scoring (pure given the read) ----------------------------------------------------------------
 
