@@ -7,10 +7,11 @@ training examples are read from Feast's historical store as of each month's cut-
 LightGBM model is trained (``model.py``), registered (``model.txt`` + manifest) and evaluated on
 "next product added" (``evaluation.py``).
 
-Online (the recommender's decision pipeline): ``recommender.ml.ranker.model.load_ranker`` a
-registered version, then ``RankerModel.score_customers`` with the customer's ``ranker_*`` feature
-values, the candidate product ids, the product features, the snapshot date and the CF stage's
-scores: one LightGBM call per request for all candidates.
+Online (``serving.py``, used by ``recommender.service.ranker``): ``load_serving_ranker`` loads a
+registered version with its *companions*, the CF models ``train-ranker`` fitted at the newest
+snapshot (registry status ``companion``); ``ServingRanker.score`` turns a customer's online
+``ranker_*`` values and the product view into the rows training built (no pandas on this path) and
+scores every product the customer did not hold at the snapshot in one LightGBM call.
 
 The package itself imports nothing, so that ``recommender --help`` and the CLI's argument parsing
 do not load Feast and LightGBM; import from the modules.
