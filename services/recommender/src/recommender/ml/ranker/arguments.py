@@ -47,7 +47,11 @@ def add_arguments(commands: argparse._SubParsersAction[argparse.ArgumentParser])
             "--train-months", type=int, default=6, help="label months the ranker learns from (default 6)"
         )
         p.add_argument(
-            "--workdir", type=Path, default=None, help="keep the feature sources and Feast repo here"
+            "--workdir",
+            type=Path,
+            default=None,
+            help="keep the feature sources and Feast repo here; train-ranker also loads the newest "
+            "snapshot into its online store, for RECOMMENDER_RANKER_STORE=<workdir>/repo",
         )
         p.add_argument("--approve", action="store_true", help="register as approved (default: candidate)")
         if name == "eval-ranker":
