@@ -392,7 +392,11 @@ def write(out: Path, got: dict[str, Any], var: Path) -> None:
         "their planted P(convert) is low; segment popularity's propensities keep the ratios of real "
         "purchase rates. On the bank's margin (what arbitration maximises) the arms are not "
         "distinguishable here. The fix is a calibrated propensity: the learned ranker's P(add) "
-        "(reports/ranker.md) in the decision path, then this experiment again.",
+        "(reports/ranker.md) now scores production's candidates in the decision path, but both arms "
+        "here pin a model version, which the ranker leaves alone. Measuring it needs an arm "
+        "`ranker: off` against production, and one synthetic world: today the ranker learns the "
+        "panel's adoption dynamics (qianmian_bankgen.dynamics) while this simulation's customers "
+        "respond with the bank's planted affinity.",
         "Why the arms agree on most answers and what decides where they differ: the banner shows the "
         "bundle of highest priority = propensity × moment weight × value × lever (DESIGN §3) among the "
         "candidates that pass every policy (only products with content approved for the app can be "
