@@ -33,7 +33,16 @@ from recommender.service.profile import ProfileView
 from recommender.service.ranker import RANKER_REASON, RANKER_SOURCE, FeastRankerStore, RankerStage
 from recommender.service.replay import ReplayService
 from recommender.settings import RecommenderSettings
-from recommender.testing import ALL_CONSENT, WEALTHY, Content, FakeProfile, Products, Rights, StaticFeatures
+from recommender.testing import (
+    ALL_CONSENT,
+    WEALTHY,
+    Content,
+    FakeProfile,
+    Products,
+    Rights,
+    StaticFeatures,
+    start_experiment,
+)
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 DEV_TOKENS = REPO_ROOT / "config" / "dev-tokens.yaml"
@@ -273,20 +282,8 @@ def test_an_experiment_arm_can_switch_the_ranker_off(rig: dict[str, Any]) -> Non
         ],
     }
     client, _ = _app(rig)
-    who = {c: auth_headers(c) for c in ("console-alice", "console-bob")}
     with client:
-        created = client.post("/v1/experiments", json=definition, headers=who["console-alice"])
-        assert created.status_code == 201, created.text
-        experiment_id = created.json()["experiment_id"]
-        for action, by in (
-            ("submit", "console-alice"),
-            ("approve", "console-bob"),
-            ("start", "console-alice"),
-        ):
-            resp = client.post(
-                f"/v1/experiments/{experiment_id}/status", json={"action": action}, headers=who[by]
-            )
-            assert resp.status_code == 200, resp.text
+        start_experiment(client, definition)
         arms: dict[str, int] = {}
         for cid in KNOWN:
             answer = _decide(client, cid)

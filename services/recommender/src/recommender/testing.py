@@ -12,6 +12,7 @@ import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from types import MappingProxyType
+from typing import TYPE_CHECKING, Any
 
 from qianmian_bankgen.catalogue import CATALOGUE
 from qianmian_core.db import Database
@@ -21,6 +22,9 @@ from qianmian_rules import CustomerFacts
 from recommender.repository.audit import AuditRecord, AuditRepository
 from recommender.service.hub_cache import ContentWire, ProductWire, RightWire
 from recommender.service.profile import CustomerNotFoundError, ProfileUnavailableError, ProfileView
+
+if TYPE_CHECKING:
+    from fastapi.testclient import TestClient
 
 NOW = datetime.now(UTC)
 CHANNELS = ("app", "mini_program", "push", "sms", "remote_agent", "online_rm")
@@ -184,3 +188,21 @@ def record_decision(
     with database.session() as session:
         AuditRepository(session).append_many([record.prepared()])
     return decision_id
+
+
+def start_experiment(
+    client: TestClient, definition: dict[str, Any], tokens_file: str = "config/dev-tokens.yaml"
+) -> str:
+    """Create, submit, approve (a second principal) and start an experiment through the API; its id."""
+    from qianmian_core.testing import auth_headers
+
+    who = {c: auth_headers(c, tokens_file) for c in ("console-alice", "console-bob")}
+    created = client.post("/v1/experiments", json=definition, headers=who["console-alice"])
+    assert created.status_code == 201, created.text
+    experiment_id: str = created.json()["experiment_id"]
+    for action, by in (("submit", "console-alice"), ("approve", "console-bob"), ("start", "console-alice")):
+        resp = client.post(
+            f"/v1/experiments/{experiment_id}/status", json={"action": action}, headers=who[by]
+        )
+        assert resp.status_code == 200, resp.text
+    return experiment_id

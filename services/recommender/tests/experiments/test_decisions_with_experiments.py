@@ -32,6 +32,7 @@ from recommender.testing import (
     Products,
     Rights,
     StaticFeatures,
+    start_experiment,
 )
 from sqlalchemy import func, select
 
@@ -118,16 +119,7 @@ def rig(tmp_path: Path) -> Iterator[Rig]:
 
 
 def _start(client: TestClient, definition: dict[str, Any] | None = None) -> str:
-    who = {c: auth_headers(c, str(DEV_TOKENS)) for c in ("console-alice", "console-bob")}
-    created = client.post("/v1/experiments", json=definition or _definition(), headers=who["console-alice"])
-    assert created.status_code == 201, created.text
-    experiment_id: str = created.json()["experiment_id"]
-    for action, by in (("submit", "console-alice"), ("approve", "console-bob"), ("start", "console-alice")):
-        resp = client.post(
-            f"/v1/experiments/{experiment_id}/status", json={"action": action}, headers=who[by]
-        )
-        assert resp.status_code == 200, resp.text
-    return experiment_id
+    return start_experiment(client, definition or _definition(), str(DEV_TOKENS))
 
 
 def _decide(client: TestClient, customer_id: str, channel: str = "app") -> dict[str, Any]:

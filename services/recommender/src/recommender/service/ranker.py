@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -227,14 +228,26 @@ class RankerStage:
         self._products = (now, key)
         return key, values
 
+    def _cached(self, customer_id: str, ranker: ServingRanker | None) -> RankerRead | None:
+        """The customer's read of the current ranker while it is younger than the TTL."""
+        cached = self._reads.get(customer_id)
+        if (
+            ranker is None
+            or cached is None
+            or self.clock() - cached[0] >= self.cache_ttl_s
+            or cached[1].version != ranker.version
+        ):
+            return None
+        return cached[1]
+
     def read_blocking(self, customer_id: str, at: datetime) -> RankerRead:
         ranker = self.current
         if ranker is None:
             return RankerRead(None, skipped="ranker_unavailable")
-        cached = self._reads.get(customer_id)
+        cached = self._cached(customer_id, ranker)
+        if cached is not None:
+            return cached
         now = self.clock()
-        if cached is not None and now - cached[0] < self.cache_ttl_s and cached[1].version == ranker.version:
-            return cached[1]
         try:
             raw = self.store.customer(customer_id, ranker.customer_refs)
             products_key, _ = self._product_values(ranker)
@@ -267,15 +280,10 @@ class RankerStage:
 
     async def read(self, customer_id: str, at: datetime) -> RankerRead:
         """The customer's ranker inputs (cached; the store is read in a worker thread)."""
-        cached = self._reads.get(customer_id)
         ranker = self.current
-        if (
-            ranker is not None
-            and cached is not None
-            and self.clock() - cached[0] < self.cache_ttl_s
-            and cached[1].version == ranker.version
-        ):
-            return cached[1]
+        cached = self._cached(customer_id, ranker)
+        if cached is not None:
+            return cached
         try:
             return await asyncio.to_thread(self.read_blocking, customer_id, at)
         except Exception as exc:  # the ranker never fails a decision: base scores rank instead
@@ -325,9 +333,7 @@ class RankerStage:
                 skipped = "ranker_error"
         if skipped is not None or scores is None:
             reason = skipped or "ranker_error"
-            entry = RankerRead(
-                read.version, read.inputs, read.products_key, reason, read.inputs_json
-            ).as_json()
+            entry = dataclasses.replace(read, skipped=reason).as_json()
             return candidates, entry, reason
         chosen = {c.product_id: scores.get(c.product_id, 0.0) for c in candidates.candidates}
         return rescore(candidates, chosen), read.as_json(chosen), None

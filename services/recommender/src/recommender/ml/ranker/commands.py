@@ -44,7 +44,7 @@ def _panel(args: argparse.Namespace, log: Log) -> tuple[SnapshotPanel, dict[str,
         facts = {"data": panel.name, "seed (sampling, models)": args.seed}
     else:
         log(f"simulating {args.customers:,} customers × {args.months} months (seed {args.seed})")
-        until = getattr(args, "until", None)
+        until = args.until
         panel = simulate(
             args.customers,
             args.months,
