@@ -1,12 +1,13 @@
 """The service app factory: error shape, auth, metrics labels and probes, as a client sees them."""
 
+import gc
 from pathlib import Path
 
 import pytest
 from fastapi import APIRouter, Depends, FastAPI
 from fastapi.testclient import TestClient
 from pydantic import BaseModel, Field
-from qianmian_core.app import create_service_app
+from qianmian_core.app import GC_THRESHOLDS, create_service_app, gc_thresholds
 from qianmian_core.auth import Principal, TokenRegistry, require_scope
 from qianmian_core.errors import ConflictError, NotFoundError
 from qianmian_core.health import ReadinessCheck
@@ -123,3 +124,18 @@ def test_probes() -> None:
         resp = down.get("/readyz")
         assert resp.status_code == 503
         assert resp.json()["error"]["details"] == {"database": "failed: ConnectionError"}
+
+
+def test_a_running_service_collects_cycles_less_often_and_restores_the_thresholds(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    before = gc.get_threshold()
+    with TestClient(build_app()):
+        assert gc.get_threshold() == GC_THRESHOLDS
+    assert gc.get_threshold() == before
+    monkeypatch.setenv("QIANMIAN_GC_THRESHOLDS", "700,10,10")
+    assert gc_thresholds() == (700, 10, 10)
+    for bad in ("700,10", "a,b,c", "0,10,10"):
+        monkeypatch.setenv("QIANMIAN_GC_THRESHOLDS", bad)
+        with pytest.raises(ValueError, match="QIANMIAN_GC_THRESHOLDS"):
+            gc_thresholds()

@@ -2,6 +2,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from qianmian_core.masking import (
+    contains_identifier,
     mask_card_number,
     mask_id_number,
     mask_mobile,
@@ -33,6 +34,37 @@ def test_short_numbers_and_amounts_are_left_alone() -> None:
 def test_mask_value_walks_nested_structures() -> None:
     masked = mask_value({"a": ["13912345678", {"b": "110101199003071234"}], "n": 3})
     assert masked == {"a": ["139****5678", {"b": "110101********1234"}], "n": 3}
+
+
+def test_contains_identifier_says_whether_mask_value_changes_anything() -> None:
+    clean = {"a": ["model 20261124T080050809024Z", {"b": 12345678901, "c": (1.5, None)}], "n": "C000000042"}
+    assert not contains_identifier(clean)
+    assert mask_value(clean) == clean
+    for dirty in (
+        {"a": ["x", {"b": "call 13912345678"}]},
+        [("6222 0212 3456 7890",)],
+        "110101199003071234",
+    ):
+        assert contains_identifier(dirty)
+        assert mask_value(dirty) != dirty
+
+
+json_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False)
+    | st.text(alphabet="0123456789 -+x"),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=3), children, max_size=4)
+    ),
+    max_leaves=12,
+)
+
+
+@given(json_values)
+def test_contains_identifier_agrees_with_mask_value(value: object) -> None:
+    assert contains_identifier(value) == (mask_value(value) != value)
 
 
 def test_mask_name() -> None:

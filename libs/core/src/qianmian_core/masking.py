@@ -63,3 +63,31 @@ def mask_value(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return type(value)(mask_value(v) for v in value)
     return value
+
+
+def contains_identifier(value: Any) -> bool:
+    """Whether :func:`mask_value` would change ``value``: a string inside it holds an identifier.
+
+    Reads without copying (an explicit stack, no recursion), so a caller that encodes large records
+    pays for :func:`mask_value`'s rebuild only when something must be masked.
+    """
+    stack = [value]
+    pop, extend, search = stack.pop, stack.extend, _ANY_RE.search
+    while stack:
+        item = pop()
+        kind = type(item)
+        if kind is str:
+            if search(item) is not None and mask_text(item) != item:
+                return True
+        elif kind is dict:
+            extend(item.values())
+        elif kind is list or kind is tuple:
+            extend(item)
+        elif isinstance(item, str):
+            if mask_text(item) != item:
+                return True
+        elif isinstance(item, dict):
+            extend(item.values())
+        elif isinstance(item, list | tuple):
+            extend(item)
+    return False

@@ -9,10 +9,12 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 from qianmian_core.db import Database
 from recommender.database import open_database
 from recommender.repository import AuditRecord, AuditRepository, NotPseudonymousError
+from recommender.repository.audit import RULE_ORDER
 from recommender.service.audit import (
     AuditSaturatedError,
     AuditUnavailableError,
@@ -20,6 +22,7 @@ from recommender.service.audit import (
     Settled,
 )
 from recommender.service.metrics import AUDIT_WRITE_FAILURES
+from sqlalchemy import text
 
 T0 = datetime(2025, 6, 30, 4, 0, tzinfo=UTC)
 
@@ -168,3 +171,36 @@ def test_identifiers_are_masked_and_customer_ids_must_be_pseudonymous(database: 
     assert "138****5678" in replayed.request["note"]
     with pytest.raises(NotPseudonymousError):
         record(4, customer_id="13812345678").prepared()
+
+
+def test_verdicts_are_stored_as_their_failed_rules_and_read_back_in_full(database: Database) -> None:
+    """Schema 2 keeps only each verdict's failed rules in the row; a schema-1 row reads as it was."""
+    stored_form = {
+        "product_id": "P1",
+        "score": 0.2,
+        "allowed": False,
+        "failed": {"suitability": ["suitability_risk_level_too_low"], "right": ["right_unaffordable"]},
+        "inputs": {"content_approved": True, "right_affordable": False, "content": None, "right": None},
+        "arbitration": None,
+    }
+    old = record(1, decision_id="dec-v1", schema_version=1)
+    new = record(2, decision_id="dec-v2", candidates=[stored_form])
+    with database.session() as session:
+        AuditRepository(session).append_many([old, new])
+    with database.session() as session:
+        raw = session.execute(
+            text("SELECT candidates FROM decisions WHERE decision_id = 'dec-v2'")
+        ).scalar_one()
+        read_new = AuditRepository(session).get("dec-v2")
+        read_old = AuditRepository(session).get("dec-v1")
+    raw_json = orjson.loads(raw) if isinstance(raw, str | bytes) else raw
+    assert raw_json == [stored_form]  # no passed outcome is written
+    assert read_new is not None
+    assert read_old is not None
+    (candidate,) = read_new.candidates
+    assert "failed" not in candidate
+    assert [o["rule"] for o in candidate["outcomes"]] == list(RULE_ORDER)
+    assert {o["rule"]: o["codes"] for o in candidate["outcomes"] if not o["passed"]} == stored_form["failed"]
+    assert all(o["codes"] == [] for o in candidate["outcomes"] if o["passed"])
+    assert read_old.candidates == old.candidates
+    assert read_old.schema_version == 1

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
+import orjson
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -17,6 +18,7 @@ from qianmian_rules import (
     check_eligibility,
     check_suitability,
 )
+from recommender.repository.audit import RULE_ORDER, expand_verdict
 from recommender.service.policies import (
     CHANNELS,
     CandidateProduct,
@@ -326,6 +328,19 @@ def test_no_allowed_product_breaks_any_rule_in_any_mode(
     # Every removed candidate says why.
     for verdict in result.verdicts:
         assert verdict.allowed or verdict.reason_codes
+
+
+@PROPERTY
+@given(scenarios())
+def test_the_stored_verdict_reads_back_as_every_rule_outcome(
+    scenario: tuple[list[CandidateProduct], CustomerContext, DecisionRequest, ContactPolicy, bool],
+) -> None:
+    """The audit log keeps only the failed rules (schema 2); read back, every outcome is there."""
+    candidates, ctx, request, policy, degraded = scenario
+    for verdict in evaluate_policies(candidates, ctx, request, policy, degraded=degraded).verdicts:
+        assert tuple(o.rule for o in verdict.outcomes) == RULE_ORDER
+        stored = orjson.loads(orjson.dumps(verdict.stored_json()))
+        assert expand_verdict(stored) == orjson.loads(orjson.dumps(verdict.as_json()))
 
 
 @PROPERTY

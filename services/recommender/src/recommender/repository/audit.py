@@ -5,25 +5,63 @@ mobile, resident ID or card number is refused (:class:`NotPseudonymousError`). F
 JSON parts (a request's note, a feature's string value) is masked with
 ``qianmian_core.masking.mask_value`` before it is written, so a stray phone number in a request is
 stored as ``138****5678``. :meth:`AuditRecord.prepared` does both and normalises the JSON (tuples
-become lists), so the record a caller keeps equals, field for field, the one read back later.
+become lists), so the record a caller keeps equals, field for field, the one read back later;
+:meth:`AuditRecord.stored_row` does both too and encodes each JSON part once, for the insert.
+
+Schema 2 stores each candidate's verdict as its failed rules only (``failed: {rule: [codes]}``; every
+candidate is judged by every rule, so the passed ones are implied): a decision weighs ~40 candidates
+under 10 rules, and listing the 400 outcomes was four fifths of the record and most of the cost of
+writing it. Records are read back with every rule listed (``outcomes``), whatever their schema.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields, replace
 from datetime import datetime
 from typing import Any, Final
 
 import orjson
-from qianmian_core.masking import mask_text, mask_value
+from qianmian_core.masking import contains_identifier, mask_text, mask_value
 from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session
 
 from recommender.models import Decision
 
 #: Version of the JSON layout of the record's parts; replay refuses versions it does not know.
-AUDIT_SCHEMA_VERSION: Final[int] = 1
+#: 1: verdicts list every rule's outcome; 2: verdicts keep only the failed rules (read back expanded).
+AUDIT_SCHEMA_VERSION: Final[int] = 2
+#: The versions this code reads.
+KNOWN_SCHEMA_VERSIONS: Final[frozenset[int]] = frozenset({1, 2})
+
+
+#: Every rule a candidate is judged by, in evaluation order
+#: (``recommender.service.policies.evaluate_candidate``; a test holds the two together).
+RULE_ORDER: Final[tuple[str, ...]] = (
+    "eligibility",
+    "suitability",
+    "holdings",
+    "channel",
+    "consent",
+    "quiet_hours",
+    "contact_cap",
+    "cooldown",
+    "content",
+    "right",
+)
+
+
+def expand_verdict(stored: Mapping[str, object]) -> dict[str, object]:
+    """A stored verdict (``CandidateVerdict.stored_json``, ``failed`` key) with its ``outcomes``
+    listed rule by rule, as ``CandidateVerdict.as_json`` gives them; other keys are kept."""
+    out = {k: v for k, v in stored.items() if k != "failed"}
+    failed = stored["failed"]
+    assert isinstance(failed, Mapping)
+    out["outcomes"] = [
+        {"rule": rule, "passed": rule not in failed, "codes": list(failed.get(rule, ()))}
+        for rule in RULE_ORDER
+    ]
+    return out
 
 
 class NotPseudonymousError(ValueError):
@@ -67,10 +105,24 @@ class AuditRecord:
             response=_json(self.response),
         )
 
-    def as_row(self) -> dict[str, Any]:
-        """Column values of the ``decisions`` row (the JSON parts by reference: ``dataclasses.asdict``
-        deep-copies them, which cost more than the rest of writing a record)."""
-        return {f.name: getattr(self, f.name) for f in fields(self)}
+    def stored_row(self) -> dict[str, Any]:
+        """Column values of the ``decisions`` row: identifiers checked, free text masked, and each JSON
+        part encoded once (an ``orjson.Fragment`` the column's serializer passes through as it is).
+
+        ``candidates`` must be in this schema's layout
+        (:func:`~recommender.service.pipeline.audit_candidates`).
+        """
+        check_customer_id(self.customer_id)
+        if self.created_at.tzinfo is None:
+            raise ValueError("created_at must carry a time zone")
+        row = {f.name: getattr(self, f.name) for f in fields(self)}
+        for name in ("request", "features", "response"):
+            value = row[name]
+            row[name] = orjson.Fragment(
+                orjson.dumps(mask_value(value) if contains_identifier(value) else value)
+            )
+        row["candidates"] = orjson.Fragment(orjson.dumps(self.candidates))
+        return row
 
 
 def check_customer_id(customer_id: str) -> None:
@@ -87,6 +139,13 @@ def _json(value: Any, *, mask: bool = True) -> Any:
     return orjson.loads(orjson.dumps(mask_value(value) if mask else value))
 
 
+def _candidates(row: Decision) -> list[Any]:
+    """The row's candidates with every rule's outcome listed (schema 2 stores the failed ones only)."""
+    if row.schema_version < 2:
+        return row.candidates
+    return [expand_verdict(c) if isinstance(c, Mapping) and "failed" in c else c for c in row.candidates]
+
+
 def _record(row: Decision) -> AuditRecord:
     return AuditRecord(
         decision_id=row.decision_id,
@@ -100,7 +159,7 @@ def _record(row: Decision) -> AuditRecord:
         experiment_arm=row.experiment_arm,
         request=row.request,
         features=row.features,
-        candidates=row.candidates,
+        candidates=_candidates(row),
         response=row.response,
         schema_version=row.schema_version,
     )
@@ -113,9 +172,10 @@ class AuditRepository:
         self.session = session
 
     def append_many(self, records: Sequence[AuditRecord]) -> None:
-        """Insert prepared records (one multi-row INSERT); a duplicate decision id fails the batch."""
+        """Insert records (one multi-row INSERT; :meth:`AuditRecord.stored_row` checks, masks and
+        encodes each); a duplicate decision id fails the batch."""
         if records:
-            self.session.execute(insert(Decision), [r.as_row() for r in records])
+            self.session.execute(insert(Decision), [r.stored_row() for r in records])
 
     def get(self, decision_id: str) -> AuditRecord | None:
         """The stored record of one decision, or None."""

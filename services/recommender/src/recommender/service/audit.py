@@ -85,8 +85,9 @@ RecordBuilder = Callable[[Reservation | None], tuple[AuditRecord, Any]]
 class Settled:
     """What :meth:`GroupCommitAuditWriter.write_decision` made durable."""
 
-    #: The record as stored; None when the claim met a cool-down the decision did not know of:
-    #: then nothing was written and the decision must be made again.
+    #: The record written (as built: masking and encoding happen on the way into the row); None
+    #: when the claim met a cool-down the decision did not know of: then nothing was written and
+    #: the decision must be made again.
     record: AuditRecord | None
     #: The builder's answer (None with ``record``).
     answer: Any
@@ -261,7 +262,6 @@ class GroupCommitAuditWriter:
                     results.append(Settled(None, None, reservation, window))
                     continue
                 record, answer = p.build(reservation)
-                record = record.prepared()
                 records.append(record)
                 results.append(Settled(record, answer, reservation, window))
             AuditRepository(session).append_many(records)

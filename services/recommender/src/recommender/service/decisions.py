@@ -66,6 +66,7 @@ from recommender.service.metrics import record_policy_blocks
 from recommender.service.pipeline import (
     OfferParts,
     PipelineOutcome,
+    audit_candidates,
     bundles,
     context_to_json,
     rank,
@@ -622,16 +623,7 @@ class DecisionService:
                 "reason_codes": list(dict.fromkeys(reason_codes)),
                 "degraded_reasons": degraded,
             }
-            verdicts = {v.product.product_id: v for v in outcome.policies.verdicts}
-            candidates_json = [
-                {
-                    **c.as_json(),
-                    **verdicts[c.product_id].as_json(),
-                    "inputs": parts[c.product_id].as_json(),
-                    "arbitration": outcome.arbitration.dropped.get(c.product_id),
-                }
-                for c in candidate_set.candidates
-            ]
+            candidates_json = audit_candidates(candidate_set.candidates, outcome, parts)
             record = AuditRecord(
                 decision_id=decision_id,
                 created_at=at,

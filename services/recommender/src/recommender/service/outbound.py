@@ -121,6 +121,7 @@ from recommender.service.outbound_sources import (
 from recommender.service.pipeline import (
     OfferParts,
     PipelineOutcome,
+    audit_candidates,
     bundles,
     context_from_json,
     context_to_json,
@@ -805,17 +806,8 @@ class OutboundService:
     ) -> dict[str, Any]:
         """The audit record's candidates and response, as ``DecisionService.decide`` writes them."""
         personalised = mode is not Mode.NON_PERSONALISED
-        verdicts = {v.product.product_id: v for v in outcome.policies.verdicts}
         return {
-            "candidates": [
-                {
-                    **c.as_json(),
-                    **verdicts[c.product_id].as_json(),
-                    "inputs": parts[c.product_id].as_json(),
-                    "arbitration": outcome.arbitration.dropped.get(c.product_id),
-                }
-                for c in candidate_set.candidates
-            ],
+            "candidates": audit_candidates(candidate_set.candidates, outcome, parts),
             "response": {
                 "mode": mode.value,
                 "experiment": None,
@@ -979,7 +971,7 @@ class OutboundService:
         """One transaction: the batch's contact slots (exact caps) and the granted rows' audit records."""
         caps = self.policy.caps_for(run.spec.channel)
         audits = [row.audit() for row in batch]
-        records = [self._audit_record(run, r, a).prepared() for r, a in zip(batch, audits, strict=True)]
+        records = [self._audit_record(run, r, a) for r, a in zip(batch, audits, strict=True)]
         with self.database.session() as session:
             reservations = ContactRepository(session).reserve_many(
                 [

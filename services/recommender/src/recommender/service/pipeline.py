@@ -199,6 +199,25 @@ def _content(part: OfferParts) -> dict[str, Any] | None:
     return content
 
 
+def audit_candidates(
+    candidates: Sequence[Candidate], outcome: PipelineOutcome, parts: Mapping[str, OfferParts]
+) -> list[dict[str, Any]]:
+    """The audit record's ``candidates``: each candidate's score and sources, its verdict as stored
+    (failed rules only: :meth:`~recommender.service.policies.CandidateVerdict.stored_json`), its
+    policy inputs and why arbitration dropped it. Read back, the repository lists every rule."""
+    verdicts = {v.product.product_id: v for v in outcome.policies.verdicts}
+    dropped = outcome.arbitration.dropped
+    return [
+        {
+            **c.as_json(),
+            **verdicts[c.product_id].stored_json(),
+            "inputs": parts[c.product_id].as_json(),
+            "arbitration": dropped.get(c.product_id),
+        }
+        for c in candidates
+    ]
+
+
 def without_offers(outcome: PipelineOutcome) -> PipelineOutcome:
     """The outcome with its ranking emptied (the contact slot was refused)."""
     return replace(outcome, arbitration=ArbitrationResult(ranked=(), dropped=outcome.arbitration.dropped))
@@ -294,6 +313,7 @@ def snapshot_hash(rows: Sequence[Mapping[str, Any]]) -> str:
 __all__ = [
     "OfferParts",
     "PipelineOutcome",
+    "audit_candidates",
     "bundles",
     "catalogue_from_json",
     "catalogue_to_json",

@@ -22,6 +22,7 @@ decision takes its contact slot, so two concurrent decisions cannot both pass a 
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
@@ -119,7 +120,7 @@ class ContactPolicy(BaseModel):
 
     def caps_for(self, channel: str) -> tuple[CapWindow, ...]:
         """The caps a decision in ``channel`` must stay within, in reporting order."""
-        return tuple(cap for cap in self.caps() if cap.applies_to(channel))
+        return _caps_for(self, channel)
 
     def longest_window(self) -> timedelta:
         """How much contact history the caps need."""
@@ -133,6 +134,12 @@ class ContactPolicy(BaseModel):
         if self.quiet_start <= self.quiet_end:
             return self.quiet_start <= local < self.quiet_end
         return local >= self.quiet_start or local < self.quiet_end  # the window spans midnight
+
+
+@functools.lru_cache(maxsize=256)
+def _caps_for(policy: ContactPolicy, channel: str) -> tuple[CapWindow, ...]:
+    # Made once per (policy, channel): the policy is frozen and equal policies have equal caps.
+    return tuple(cap for cap in policy.caps() if cap.applies_to(channel))
 
 
 @dataclass(frozen=True, slots=True)
@@ -257,11 +264,25 @@ class CandidateVerdict:
         return tuple(code for o in self.outcomes if not o.passed for code in o.codes)
 
     def as_json(self) -> dict[str, object]:
-        """The verdict as it goes into the audit record."""
+        """The verdict with every rule's outcome (what the audit API shows)."""
         return {
             "product_id": self.product.product_id,
             "allowed": self.allowed,
             "outcomes": [o.as_json() for o in self.outcomes],
+        }
+
+    def stored_json(self) -> dict[str, object]:
+        """The verdict as the audit log stores it: only the failed rules, ``{rule: [codes]}``.
+
+        Every candidate is judged by every rule of
+        :data:`~recommender.repository.audit.RULE_ORDER`, so the passed ones are implied; the audit
+        repository reads it back as :meth:`as_json` gives it.
+        """
+        failed = {o.rule: list(o.codes) for o in self.outcomes if not o.passed}
+        return {
+            "product_id": self.product.product_id,
+            "allowed": not any(rule not in SOFT_RULES for rule in failed),
+            "failed": failed,
         }
 
 

@@ -31,7 +31,7 @@ from sqlalchemy import select
 from recommender.ml.ranker.serving import RankerInputs, ServingRanker, load_serving_ranker
 from recommender.ml.registry import ModelRegistry, RegistryError
 from recommender.models import Decision
-from recommender.repository.audit import AUDIT_SCHEMA_VERSION, AuditRecord, AuditRepository
+from recommender.repository.audit import KNOWN_SCHEMA_VERSIONS, AuditRecord, AuditRepository
 from recommender.repository.snapshots import SnapshotRepository
 from recommender.service.arbitration import ArbitrationConfig
 from recommender.service.candidates import CandidateGenerator, CustomerSignals, popularity_for
@@ -148,7 +148,7 @@ class ReplayService:
         """Re-run one recorded decision; the differences, empty when it is reproduced exactly."""
         diffs: list[str] = []
         tol = BATCH_SCORED_REL_TOL if record.placement in BATCH_SCORED_PLACEMENTS else 0.0
-        if record.schema_version != AUDIT_SCHEMA_VERSION:
+        if record.schema_version not in KNOWN_SCHEMA_VERSIONS:
             return ReplayResult(record.decision_id, (f"unknown audit schema {record.schema_version}",))
         inputs = record.features
         if "catalogue_snapshot" not in inputs:
