@@ -26,6 +26,8 @@ def check_eligibility(rules: EligibilityRules, facts: CustomerFacts) -> list[Rul
         failures.append(
             RuleFailure(code="lifecycle_not_allowed", message=f"lifecycle stage {facts.lifecycle_stage}")
         )
+    if not rules.required_holdings and not rules.excluded_holdings:
+        return failures
     held = facts.held_product_ids | facts.held_product_types
     if rules.required_holdings and not held.intersection(rules.required_holdings):
         failures.append(

@@ -57,8 +57,8 @@ def policy_blocks(result: PolicyResult) -> Tally[MetricRule]:
         if not outcome.passed:
             blocks[RULE_METRIC[outcome.rule]] += 1
     for verdict in result.verdicts:
-        failed = {RULE_METRIC[o.rule] for o in verdict.outcomes if not o.passed and not o.request_wide}
-        blocks.update(failed)
+        if verdict.failed:
+            blocks.update({RULE_METRIC[o.rule] for o in verdict.failed if not o.request_wide})
     return blocks
 
 

@@ -247,11 +247,15 @@ class CandidateVerdict:
 
     product: CandidateProduct
     outcomes: tuple[RuleOutcome, ...]
+    #: The failed outcomes, in order (made once: most candidates fail none or one rule).
+    failed: tuple[RuleOutcome, ...] = field(init=False)
+    #: True when no hard rule failed: the product may be offered.
+    allowed: bool = field(init=False)
 
-    @property
-    def allowed(self) -> bool:
-        """True when no hard rule failed: the product may be offered."""
-        return all(o.passed for o in self.outcomes if o.rule not in SOFT_RULES)
+    def __post_init__(self) -> None:
+        failed = tuple([o for o in self.outcomes if not o.passed])
+        object.__setattr__(self, "failed", failed)
+        object.__setattr__(self, "allowed", not failed or all(o.rule in SOFT_RULES for o in failed))
 
     @property
     def offer_right(self) -> bool:
@@ -261,7 +265,7 @@ class CandidateVerdict:
     @property
     def reason_codes(self) -> tuple[str, ...]:
         """Every reason code of every failed rule, in order."""
-        return tuple(code for o in self.outcomes if not o.passed for code in o.codes)
+        return tuple(code for o in self.failed for code in o.codes)
 
     def as_json(self) -> dict[str, object]:
         """The verdict with every rule's outcome (what the audit API shows)."""
@@ -278,11 +282,10 @@ class CandidateVerdict:
         :data:`~recommender.repository.audit.RULE_ORDER`, so the passed ones are implied; the audit
         repository reads it back as :meth:`as_json` gives it.
         """
-        failed = {o.rule: list(o.codes) for o in self.outcomes if not o.passed}
         return {
             "product_id": self.product.product_id,
-            "allowed": not any(rule not in SOFT_RULES for rule in failed),
-            "failed": failed,
+            "allowed": self.allowed,
+            "failed": {o.rule: list(o.codes) for o in self.failed},
         }
 
 
@@ -322,6 +325,17 @@ def _outcome(rule: str, codes: Iterable[str], *, request_wide: bool = False) -> 
     return passed
 
 
+# The outcomes of the per-candidate rules with a single code, made once (outcomes are frozen).
+_PASS_ELIGIBILITY = _outcome("eligibility", ())
+_PASS_SUITABILITY = _outcome("suitability", ())
+_PASS_HOLDINGS, _FAIL_HOLDINGS = _outcome("holdings", ()), _outcome("holdings", ("already_held",))
+_PASS_CHANNEL, _FAIL_CHANNEL = _outcome("channel", ()), _outcome("channel", ("channel_not_allowed",))
+_PASS_CONSENT, _FAIL_CONSENT = _outcome("consent", ()), _outcome("consent", ("consent_refused",))
+_PASS_COOLDOWN, _FAIL_COOLDOWN = _outcome("cooldown", ()), _outcome("cooldown", ("cooldown_dismissed",))
+_PASS_CONTENT, _FAIL_CONTENT = _outcome("content", ()), _outcome("content", ("content_not_approved",))
+_PASS_RIGHT, _FAIL_RIGHT = _outcome("right", ()), _outcome("right", ("right_unaffordable",))
+
+
 def request_outcomes(
     context: CustomerContext, request: DecisionRequest, policy: ContactPolicy
 ) -> tuple[RuleOutcome, ...]:
@@ -347,21 +361,22 @@ def evaluate_candidate(
 ) -> CandidateVerdict:
     """Every rule on one candidate, in the documented order (``shared``: the request-wide outcomes)."""
     facts = context.facts
-    eligibility = [f.code for f in check_eligibility(product.eligibility, facts)]
-    suitability = [f"suitability_{f.code}" for f in check_suitability(product.risk_rating, facts, request.at)]
-    held = product.product_id in facts.held_product_ids
+    at = request.at
+    eligibility = check_eligibility(product.eligibility, facts)
+    suitability = check_suitability(product.risk_rating, facts, at)
     cooldown_until = context.contact.cooldowns.get(product.product_id)
-    cooling = cooldown_until is not None and cooldown_until > request.at
     outcomes = (
-        _outcome("eligibility", eligibility),
-        _outcome("suitability", suitability),
-        _outcome("holdings", ["already_held"] if held else []),
-        _outcome("channel", [] if request.channel in product.channels else ["channel_not_allowed"]),
-        _outcome("consent", [] if context.consents.get(request.channel, False) else ["consent_refused"]),
+        _outcome("eligibility", [f.code for f in eligibility]) if eligibility else _PASS_ELIGIBILITY,
+        _outcome("suitability", [f"suitability_{f.code}" for f in suitability])
+        if suitability
+        else _PASS_SUITABILITY,
+        _FAIL_HOLDINGS if product.product_id in facts.held_product_ids else _PASS_HOLDINGS,
+        _PASS_CHANNEL if request.channel in product.channels else _FAIL_CHANNEL,
+        _PASS_CONSENT if context.consents.get(request.channel, False) else _FAIL_CONSENT,
         *shared,
-        _outcome("cooldown", ["cooldown_dismissed"] if cooling else []),
-        _outcome("content", [] if product.content_approved else ["content_not_approved"]),
-        _outcome("right", ["right_unaffordable"] if product.right_affordable is False else []),
+        _FAIL_COOLDOWN if cooldown_until is not None and cooldown_until > at else _PASS_COOLDOWN,
+        _PASS_CONTENT if product.content_approved else _FAIL_CONTENT,
+        _FAIL_RIGHT if product.right_affordable is False else _PASS_RIGHT,
     )
     return CandidateVerdict(product=product, outcomes=outcomes)
 
