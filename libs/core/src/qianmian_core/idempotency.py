@@ -3,8 +3,8 @@
 # No ``from __future__ import annotations``: FastAPI must see the header annotation as an object,
 # since it closes over ``description``.
 
-from collections.abc import Callable
-from typing import Annotated, Final
+from collections.abc import Callable, Coroutine
+from typing import Annotated, Any, Final
 
 from fastapi import Header
 
@@ -20,13 +20,14 @@ class IdempotencyKeyRequiredError(BadRequestError):
     code = "idempotency_key_required"
 
 
-def idempotency_key_dependency(what: str, description: str) -> Callable[..., str]:
+def idempotency_key_dependency(what: str, description: str) -> Callable[..., Coroutine[Any, Any, str]]:
     """A FastAPI dependency returning the request's key; 400 ``idempotency_key_required`` without one.
 
-    ``what`` names the operations in the error message ("ledger operations need …").
+    ``what`` names the operations in the error message ("ledger operations need …"). An ``async def``:
+    FastAPI runs a plain ``def`` dependency in its thread pool, a hand-off per request.
     """
 
-    def idempotency_key(
+    async def idempotency_key(
         key: Annotated[
             str | None,
             Header(alias="Idempotency-Key", pattern=IDEMPOTENCY_KEY_PATTERN, description=description),

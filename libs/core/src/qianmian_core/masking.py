@@ -65,6 +65,10 @@ def mask_value(value: Any) -> Any:
     return value
 
 
+#: Types that hold no text (the common leaves of a record, skipped first).
+_LEAVES: frozenset[type] = frozenset({float, int, bool, type(None)})
+
+
 def contains_identifier(value: Any) -> bool:
     """Whether :func:`mask_value` would change ``value``: a string inside it holds an identifier.
 
@@ -76,6 +80,8 @@ def contains_identifier(value: Any) -> bool:
     while stack:
         item = pop()
         kind = type(item)
+        if kind in _LEAVES:
+            continue
         if kind is str:
             if search(item) is not None and mask_text(item) != item:
                 return True

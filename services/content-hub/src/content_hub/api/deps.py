@@ -10,7 +10,7 @@ from qianmian_core.auth import Principal, require_scope
 from content_hub.service import ContentService
 
 
-def get_service(request: Request) -> ContentService:
+async def get_service(request: Request) -> ContentService:
     """The app's content service (built once in ``create_app``)."""
     service: ContentService = request.app.state.content_service
     return service

@@ -10,7 +10,7 @@ from qianmian_core.auth import Principal, require_scope
 from product_hub.service import ProductService
 
 
-def get_service(request: Request) -> ProductService:
+async def get_service(request: Request) -> ProductService:
     """The app's product service (built once in ``create_app``)."""
     service: ProductService = request.app.state.product_service
     return service

@@ -25,12 +25,12 @@ def _session(request: Request) -> Iterator[Session]:
         session.close()
 
 
-def _settings(request: Request) -> ProfileSettings:
+async def _settings(request: Request) -> ProfileSettings:
     settings: ProfileSettings = request.app.state.settings
     return settings
 
 
-def _pusher(request: Request) -> FeaturePusher:
+async def _pusher(request: Request) -> FeaturePusher:
     pusher: FeaturePusher = request.app.state.pusher
     return pusher
 

@@ -274,7 +274,7 @@ class AnalysisOut(BaseModel):
     bandit: BanditOut | None = Field(default=None, description="Thompson-sampling experiments only")
 
 
-def get_experiments(request: Request) -> ExperimentService:
+async def get_experiments(request: Request) -> ExperimentService:
     """The app's experiment service (built once in ``create_app``)."""
     service: ExperimentService = request.app.state.experiments
     return service

@@ -111,7 +111,7 @@ class FeedbackOut(BaseModel):
     right_grant: RightGrantOut | None = Field(description="Only for a convert of a bundle with a right")
 
 
-def get_feedback(request: Request) -> FeedbackService:
+async def get_feedback(request: Request) -> FeedbackService:
     """The app's feedback service (built once in ``create_app``)."""
     service: FeedbackService = request.app.state.feedback
     return service

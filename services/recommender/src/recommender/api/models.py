@@ -15,7 +15,7 @@ from recommender.service.holder import ModelHolder
 router = APIRouter(prefix="/v1/models", tags=["models"])
 
 
-def get_holder(request: Request) -> ModelHolder:
+async def get_holder(request: Request) -> ModelHolder:
     """The app's model holder (built once in ``create_app``)."""
     holder: ModelHolder = request.app.state.model_holder
     return holder

@@ -144,7 +144,7 @@ class OutboundListOut(BaseModel):
     finished_at: datetime | None
 
 
-def get_outbound(request: Request) -> OutboundService:
+async def get_outbound(request: Request) -> OutboundService:
     """The app's outbound service (built once in ``create_app``)."""
     service: OutboundService = request.app.state.outbound
     return service

@@ -11,13 +11,13 @@ from qianmian_core.idempotency import idempotency_key_dependency
 from rights_hub.service import CatalogueService, LedgerService
 
 
-def get_catalogue(request: Request) -> CatalogueService:
+async def get_catalogue(request: Request) -> CatalogueService:
     """The app's catalogue service (built once in ``create_app``)."""
     service: CatalogueService = request.app.state.catalogue_service
     return service
 
 
-def get_ledger(request: Request) -> LedgerService:
+async def get_ledger(request: Request) -> LedgerService:
     """The app's ledger service (built once in ``create_app``)."""
     service: LedgerService = request.app.state.ledger_service
     return service
