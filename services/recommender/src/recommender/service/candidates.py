@@ -37,6 +37,7 @@ app_login              none                                       —
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -230,7 +231,7 @@ class _Merge:
         moment: str | None = None,
         right_type: str | None = None,
     ) -> None:
-        score = min(max(float(score), 0.0), 1.0) if np.isfinite(score) else 0.0
+        score = min(max(float(score), 0.0), 1.0) if math.isfinite(score) else 0.0
         old = self.by_id.get(product.product_id)
         if old is None:
             self.by_id[product.product_id] = Candidate(
@@ -262,7 +263,7 @@ def _on_sale(catalogue: Mapping[str, CatalogueProduct], at: datetime) -> dict[st
 
 
 def _scaled(pairs: Sequence[tuple[str, float]]) -> list[tuple[str, float]]:
-    finite = [(p, s) for p, s in pairs if np.isfinite(s)]
+    finite = [(p, s) for p, s in pairs if math.isfinite(s)]
     top = max((s for _, s in finite), default=0.0)
     if top <= 0:
         return [(p, 0.0) for p, _ in finite]
@@ -279,7 +280,7 @@ def _cf_scaled(pairs: Sequence[tuple[str, float]]) -> list[tuple[str, float]]:
     Raw scores are not probabilities and need not be positive (LightFM's usually are not): dividing
     by the best would turn an all-negative list into zeros and leave the ranking to the product ids.
     """
-    finite = [(p, s) for p, s in pairs if np.isfinite(s)]
+    finite = [(p, s) for p, s in pairs if math.isfinite(s)]
     if not finite:
         return []
     low = min(s for _, s in finite)

@@ -143,11 +143,8 @@ class FeatureSnapshot:
 UNREAD_FEATURES: Final[FeatureSnapshot] = FeatureSnapshot({}, (), {}, ("features_unavailable",))
 
 
-def snapshot_features(
-    raw: Mapping[str, FeatureValue], ttl_by_view: Mapping[str, timedelta], at: datetime
-) -> FeatureSnapshot:
-    """Check ``raw`` values' freshness at ``at`` and say what is wrong, per view."""
-    fresh, missing = check_freshness(raw, ttl_by_view, at)
+def view_timestamps(raw: Mapping[str, FeatureValue]) -> dict[str, str | None]:
+    """The newest event timestamp (ISO) of each view's values in ``raw``; None for a view without."""
     timestamps: dict[str, str | None] = {}
     for ref, value in raw.items():
         view = ref.partition(":")[0]
@@ -157,6 +154,22 @@ def snapshot_features(
                 timestamps[view] = stamp
         else:
             timestamps.setdefault(view, None)
+    return timestamps
+
+
+def snapshot_features(
+    raw: Mapping[str, FeatureValue],
+    ttl_by_view: Mapping[str, timedelta],
+    at: datetime,
+    timestamps: Mapping[str, str | None] | None = None,
+) -> FeatureSnapshot:
+    """Check ``raw`` values' freshness at ``at`` and say what is wrong, per view.
+
+    ``timestamps``: ``view_timestamps(raw)`` when the caller keeps it with a cached ``raw``.
+    """
+    fresh, missing = check_freshness(raw, ttl_by_view, at)
+    if timestamps is None:
+        timestamps = view_timestamps(raw)
     problems: list[str] = []
     for view in sorted({ref.partition(":")[0] for ref in missing}):
         kind = "missing" if timestamps.get(view) is None else "stale"
@@ -227,6 +240,8 @@ class _Entry:
     profile_at: float = -1.0
     features: dict[str, FeatureValue] | None = None
     features_at: float = -1.0
+    #: ``view_timestamps(features)``, made once per read.
+    stamps: Mapping[str, str | None] | None = None
     #: Bumped by every eviction: a read that started before it must not be stored.
     generation: int = 0
 
@@ -355,7 +370,7 @@ class CustomerContextSource:
         if entry is None:
             return 0
         entry.profile = None
-        entry.features = None
+        entry.features = entry.stamps = None
         entry.generation += 1
         return 1
 
@@ -407,13 +422,17 @@ class CustomerContextSource:
             entry.profile, entry.profile_at = view, self._clock()
         return view, "remote"
 
-    async def _features(self, customer_id: str) -> tuple[dict[str, FeatureValue], str]:
+    async def _features(
+        self, customer_id: str
+    ) -> tuple[dict[str, FeatureValue], str, Mapping[str, str | None]]:
         assert self.features is not None
         reader = self.features
         entry = self._entry(customer_id)
         now = self._clock()
         if entry.features is not None and now - entry.features_at <= self.config.feature_ttl_s:
-            return entry.features, "cache"
+            if entry.stamps is None:
+                entry.stamps = view_timestamps(entry.features)
+            return entry.features, "cache", entry.stamps
         generation = entry.generation
 
         async def load() -> dict[str, FeatureValue]:
@@ -421,13 +440,25 @@ class CustomerContextSource:
             return rows.get(customer_id, {})
 
         raw: dict[str, FeatureValue] = await self._single_flight(("features", customer_id), load)
+        stamps = view_timestamps(raw)
         if entry.generation == generation and self.config.feature_ttl_s > 0:
-            entry.features, entry.features_at = raw, self._clock()
-        return raw, "remote"
+            entry.features, entry.features_at, entry.stamps = raw, self._clock(), stamps
+        return raw, "remote", stamps
+
+    def _cached_profile(self, customer_id: str) -> ProfileView | None:
+        """The customer's profile view when the cache may serve it (what ``_profile`` would return)."""
+        entry = self._entries.get(customer_id)
+        if entry is None or not self.feed_healthy or entry.profile is None:
+            return None
+        self._entries.move_to_end(customer_id)
+        return entry.profile if self._clock() - entry.profile_at <= self.config.profile_ttl_s else None
 
     async def customer(self, customer_id: str, at: datetime) -> CustomerContextView:
         """Profile view and feature snapshot at ``at``; a missing customer raises the profile's 404."""
-        profile_task = asyncio.ensure_future(self._profile(customer_id))
+        cached = self._cached_profile(customer_id)
+        # Profile is read beside the features only when it must be fetched (a task costs more than
+        # the rest of a cached read).
+        profile_task = None if cached is not None else asyncio.ensure_future(self._profile(customer_id))
         degraded: list[str] = []
         sources: dict[str, str] = {}
         features = UNREAD_FEATURES
@@ -435,8 +466,8 @@ class CustomerContextSource:
             sources["features"] = "none"
         else:
             try:
-                raw, sources["features"] = await self._features(customer_id)
-                features = snapshot_features(raw, self.features.ttl_by_view, at)
+                raw, sources["features"], stamps = await self._features(customer_id)
+                features = snapshot_features(raw, self.features.ttl_by_view, at, stamps)
             except Exception as exc:  # Feast/Redis down: fallback path, counted
                 log.warning("features_unavailable", error_type=type(exc).__name__)
                 sources["features"] = "error"
@@ -444,7 +475,10 @@ class CustomerContextSource:
         degraded.extend(features.problems)
         profile: ProfileView | None
         try:
-            profile, sources["profile"] = await profile_task
+            if profile_task is None:
+                profile, sources["profile"] = cached, "cache"
+            else:
+                profile, sources["profile"] = await profile_task
         except DependencyUnavailableError:
             profile, sources["profile"] = None, "error"
             degraded.insert(0, "profile_unavailable")

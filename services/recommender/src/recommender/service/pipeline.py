@@ -17,7 +17,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from types import MappingProxyType
-from typing import Any
+from typing import Any, Final
 
 import orjson
 from qianmian_rules import CustomerFacts, EligibilityRules
@@ -80,9 +80,19 @@ class OfferParts:
         )
 
 
+#: (id of a catalogue product, content approved, right affordable) -> (that product, its policy view).
+#: A product has at most six views; an entry holds its product, so the id cannot be reused under it.
+_POLICY_INPUTS: dict[tuple[int, bool, bool | None], tuple[CatalogueProduct, CandidateProduct]] = {}
+_POLICY_INPUTS_MAX: Final = 8192
+
+
 def policy_input(product: CatalogueProduct, parts: OfferParts) -> CandidateProduct:
-    """The policy engine's view of a catalogue product and its parts."""
-    return CandidateProduct(
+    """The policy engine's view of a catalogue product and its parts (frozen: made once per view)."""
+    key = (id(product), parts.content_approved, parts.right_affordable)
+    cached = _POLICY_INPUTS.get(key)
+    if cached is not None and cached[0] is product:
+        return cached[1]
+    view = CandidateProduct(
         product_id=product.product_id,
         product_type=product.product_type,
         risk_rating=product.risk_rating,
@@ -92,6 +102,10 @@ def policy_input(product: CatalogueProduct, parts: OfferParts) -> CandidateProdu
         content_approved=parts.content_approved,
         right_affordable=parts.right_affordable,
     )
+    if len(_POLICY_INPUTS) >= _POLICY_INPUTS_MAX:
+        _POLICY_INPUTS.clear()  # old catalogue snapshots' products
+    _POLICY_INPUTS[key] = (product, view)
+    return view
 
 
 @dataclass(frozen=True, slots=True)
