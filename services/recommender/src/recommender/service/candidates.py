@@ -42,7 +42,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from types import MappingProxyType
-from typing import Final
+from typing import Any, Final
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
@@ -218,8 +218,12 @@ class CustomerSignals:
 
 
 class _Merge:
+    """Candidates from several sources, merged by product: best score, every source and reason once,
+    the first moment and right type (each candidate is made once, in :meth:`result`)."""
+
     def __init__(self) -> None:
-        self.by_id: dict[str, Candidate] = {}
+        # product id -> [product type, score, sources, reason codes, moment, right type]
+        self.by_id: dict[str, list[Any]] = {}
 
     def add(
         self,
@@ -234,28 +238,31 @@ class _Merge:
         score = min(max(float(score), 0.0), 1.0) if math.isfinite(score) else 0.0
         old = self.by_id.get(product.product_id)
         if old is None:
-            self.by_id[product.product_id] = Candidate(
-                product.product_id,
+            self.by_id[product.product_id] = [
                 product.product_type,
                 score,
-                (source,),
-                (reason,) if reason else (),
+                [source],
+                [reason] if reason else [],
                 moment,
                 right_type,
-            )
+            ]
             return
-        self.by_id[product.product_id] = Candidate(
-            product.product_id,
-            product.product_type,
-            max(old.score, score),
-            old.sources if source in old.sources else (*old.sources, source),
-            old.reason_codes if not reason or reason in old.reason_codes else (*old.reason_codes, reason),
-            old.moment or moment,
-            old.right_type or right_type,
-        )
+        if score > old[1]:
+            old[1] = score
+        if source not in old[2]:
+            old[2].append(source)
+        if reason and reason not in old[3]:
+            old[3].append(reason)
+        old[4] = old[4] or moment
+        old[5] = old[5] or right_type
 
     def result(self) -> tuple[Candidate, ...]:
-        return tuple(sorted(self.by_id.values(), key=lambda c: (-c.score, c.product_id)))
+        made = [
+            Candidate(pid, ptype, score, tuple(sources), tuple(reasons), moment, right_type)
+            for pid, (ptype, score, sources, reasons, moment, right_type) in self.by_id.items()
+        ]
+        made.sort(key=lambda c: (-c.score, c.product_id))
+        return tuple(made)
 
 
 def _on_sale(catalogue: Mapping[str, CatalogueProduct], at: datetime) -> dict[str, CatalogueProduct]:

@@ -240,11 +240,30 @@ def without_offers(outcome: PipelineOutcome) -> PipelineOutcome:
 # -- what the audit record keeps for a replay ------------------------------------------------------
 
 
+#: id of a customer's facts -> (the facts, their JSON): a cached profile view serves many decisions.
+#: An entry holds its facts, so the id cannot be reused under it.
+_FACTS_JSON: dict[int, tuple[CustomerFacts, dict[str, Any]]] = {}
+_FACTS_JSON_MAX: Final = 65_536
+
+
+def facts_json(facts: CustomerFacts) -> dict[str, Any]:
+    """``facts.model_dump(mode="json")``, made once per facts object; shared by the records that
+    hold it, so never modify it."""
+    cached = _FACTS_JSON.get(id(facts))
+    if cached is not None and cached[0] is facts:
+        return cached[1]
+    dumped = facts.model_dump(mode="json")
+    if len(_FACTS_JSON) >= _FACTS_JSON_MAX:
+        _FACTS_JSON.clear()
+    _FACTS_JSON[id(facts)] = (facts, dumped)
+    return dumped
+
+
 def context_to_json(context: CustomerContext) -> dict[str, Any]:
     """The policy-relevant customer context (facts, consents, opt-out, contact history, cool-downs,
     products shown: the no-repeat rule's input)."""
     return {
-        "facts": context.facts.model_dump(mode="json"),
+        "facts": facts_json(context.facts),
         "consents": dict(context.consents),
         "personalised_opt_out": context.personalised_opt_out,
         "contacts": [[c.channel, c.at.isoformat()] for c in context.contact.contacts],
