@@ -27,6 +27,7 @@ from recommender.ml.ranker.model import MODEL_TYPE
 from recommender.ml.ranker.serving import RankerInputs, companions_of, load_serving_ranker
 from recommender.ml.registry import ModelRegistry, RegistryError
 from recommender.service.audit import GroupCommitAuditWriter
+from recommender.service.candidates import Candidate, CandidateSet
 from recommender.service.explain import TEXTS
 from recommender.service.hub_cache import HubCache, HubCacheConfig
 from recommender.service.profile import ProfileView
@@ -231,6 +232,22 @@ def test_stale_and_unavailable_rankers_fall_back(rig: dict[str, Any]) -> None:
     second = stage.scores(dataclasses.replace(fresh, inputs=moved))
     assert second is not None
     assert second != first
+    # Rescoring a kept candidate set with a kept read is made once; a fallback is never kept.
+    candidates = CandidateSet(
+        tuple(Candidate(pid, "deposit", 0.5, ("cf:als",)) for pid in sorted(first)[:5]), "v1"
+    )
+    answer = stage.apply(candidates, fresh)
+    assert answer[2] is None
+    assert [c.score for c in answer[0].candidates] == sorted(
+        (first[c] for c in sorted(first)[:5]), reverse=True
+    )
+    assert stage.apply(candidates, fresh) is answer
+    assert stage.apply(CandidateSet(candidates.candidates, "v1"), fresh) is not answer
+    unavailable = dataclasses.replace(fresh, skipped="ranker_unavailable")
+    fallback = stage.apply(candidates, unavailable)
+    assert fallback[0] is candidates
+    assert fallback[2] == "ranker_unavailable"
+    assert stage.apply(candidates, unavailable) is not fallback
     stage._reads.clear()
     store = stage.store
     assert isinstance(store, FeastRankerStore)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import MappingProxyType
@@ -193,3 +194,42 @@ def test_cf_scores_keep_their_order_when_every_raw_score_is_negative() -> None:
         {"A": 1.0, "B": CF_SCORE_FLOOR, "C": CF_SCORE_FLOOR + (1 - CF_SCORE_FLOOR) * 2 / 3}
     )
     assert dict(_cf_scaled([("A", 3.0), ("B", 3.0)])) == {"A": 1.0, "B": 1.0}
+
+
+def test_a_customers_candidates_are_made_once_until_an_input_changes(
+    als: ALSRecommender, data: TrainingData, popularity: SegmentPopularity, tmp_path: Path
+) -> None:
+    """Generation is kept per customer signals, mode, products on sale, catalogue and model; a change
+    of any of them (time moving past a sale's end included) makes the candidates again."""
+    holder = _holder(als, data, tmp_path)
+    generator = CandidateGenerator(holder, popularity)
+    signals = CustomerSignals(data.customers.ids[0], segments=frozenset({"payroll"}))
+    first = generator.generate(signals, CATALOGUE_SNAPSHOT, mode=Mode.PERSONALISED, at=AT)
+    again = generator.generate(
+        signals, CATALOGUE_SNAPSHOT, mode=Mode.PERSONALISED, at=AT + timedelta(hours=1)
+    )
+    assert again is first
+    # Another moment, mode, or customer: made anew.
+    moment = CustomerSignals(signals.customer_id, signals.segments, moment="salary_credited")
+    assert generator.generate(moment, CATALOGUE_SNAPSHOT, mode=Mode.PERSONALISED, at=AT) is not first
+    fallback = generator.generate(signals, CATALOGUE_SNAPSHOT, mode=Mode.FALLBACK, at=AT)
+    assert fallback is not first
+    assert fallback.cf_skipped == "fallback_mode"
+    # A product whose sale ends: before the end the same answer, after it one without the product.
+    ending = first.candidates[0].product_id
+    catalogue = dict(CATALOGUE_SNAPSHOT)
+    catalogue[ending] = replace(catalogue[ending], sale_end=AT + timedelta(days=1))
+    before = generator.generate(signals, catalogue, mode=Mode.PERSONALISED, at=AT)
+    assert before is not first  # another catalogue snapshot
+    assert [c.product_id for c in before.candidates] == [c.product_id for c in first.candidates]
+    assert (
+        generator.generate(signals, catalogue, mode=Mode.PERSONALISED, at=AT + timedelta(hours=2)) is before
+    )
+    after = generator.generate(signals, catalogue, mode=Mode.PERSONALISED, at=AT + timedelta(days=1))
+    assert ending not in {c.product_id for c in after.candidates}
+    # A new model: made anew, with its version.
+    holder2 = _holder(ALSRecommender(factors=8, iterations=3, num_threads=1).fit(data), data, tmp_path / "v2")
+    generator.holder = holder2
+    newer = generator.generate(signals, CATALOGUE_SNAPSHOT, mode=Mode.PERSONALISED, at=AT)
+    assert newer is not first
+    assert newer.model_version == holder2.require().manifest.version

@@ -37,6 +37,7 @@ app_login              none                                       —
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -390,6 +391,9 @@ class CandidateGenerator:
         self.config = config or CandidateConfig()
         self.cf_cache = cf_cache if cf_cache is not None else CfTopCache()
         self._segment_top: dict[frozenset[str], list[tuple[str, float]]] = {}
+        #: (signals, mode, products on sale) -> (catalogue, model, candidates): generation is a pure
+        #: function of these, the catalogue snapshot and the served model (both checked by identity).
+        self._memo: dict[tuple[Any, ...], tuple[object, object, CandidateSet]] = {}
 
     def generate(
         self,
@@ -407,11 +411,20 @@ class CandidateGenerator:
         if mode is Mode.NON_PERSONALISED:
             return CandidateSet(non_personalised_candidates(catalogue, self.popularity.overall, at=at), None)
         products = _on_sale(catalogue, at)
+        loaded = self.holder.current if self.holder is not None else None
+        # A customer's candidates are made once while nothing they depend on changes: the customer's
+        # signals, the mode, the products on sale (the only way time enters), the catalogue snapshot
+        # and the model. Batch mode (``cf``) brings its own scores and is not kept.
+        key = (customer, mode, tuple(products)) if cf is None else None
+        if key is not None:
+            kept = self._memo.get(key)
+            if kept is not None and kept[0] is catalogue and kept[1] is loaded:
+                return kept[2]
         merge = _Merge()
         version: str | None = None
         skipped: str | None = "fallback_mode" if mode is Mode.FALLBACK else None
         if mode is Mode.PERSONALISED:
-            version, skipped = self._cf(customer, products, merge, cf)
+            version, skipped = self._cf(customer, products, merge, cf, loaded)
         for product, rule in moment_candidates(customer.moment, products, self.rules):
             merge.add(
                 product,
@@ -430,7 +443,13 @@ class CandidateGenerator:
         ranked = [(pid, s) for pid, s in ordered if pid in products][: self.config.popularity_top_k]
         for pid, score in _scaled(ranked):
             merge.add(products[pid], score * self.config.popularity_weight, "popularity:segment")
-        return CandidateSet(merge.result(), version, skipped)
+        result = CandidateSet(merge.result(), version, skipped)
+        if key is not None and skipped != "model_error":  # a failed model call is tried again
+            if len(self._memo) >= CF_CACHE_MAX_CUSTOMERS:
+                with contextlib.suppress(StopIteration, RuntimeError, KeyError):
+                    del self._memo[next(iter(self._memo))]  # the oldest
+            self._memo[key] = (catalogue, loaded, result)
+        return result
 
     def cf_batch(self, customers: Sequence[CustomerSignals]) -> CfBatch:
         """The CF top-k of many customers in one model call, for :meth:`generate` (batch mode).
@@ -466,9 +485,9 @@ class CandidateGenerator:
         customer: CustomerSignals,
         products: Mapping[str, CatalogueProduct],
         merge: _Merge,
-        cf: CfBatch | None = None,
+        cf: CfBatch | None,
+        loaded: LoadedModel | None,
     ) -> tuple[str | None, str | None]:
-        loaded = self.holder.current if self.holder is not None else None
         if loaded is None:
             return None, "model_unavailable"
         version = loaded.manifest.version

@@ -188,6 +188,11 @@ class RankerStage:
         self._reads: dict[str, tuple[float, RankerRead]] = {}
         #: (ranker version, customer, snapshot, product values) -> scores
         self._scores: dict[tuple[str, str, str, str], dict[str, float]] = {}
+        #: (id of a candidate set, id of a read) -> (that set, that read, what ``apply`` answered):
+        #: a customer's candidates and read are kept objects, so their rescoring is made once too.
+        self._applied: dict[
+            tuple[int, int], tuple[CandidateSet, RankerRead, tuple[CandidateSet, dict[str, Any], str | None]]
+        ] = {}
 
     def reload(self) -> str | None:
         """Load the newest approved ranker (kept as it is when there is none or it fails to load)."""
@@ -202,6 +207,7 @@ class RankerStage:
             return None if self.current is None else self.current.version
         self.current = ranker
         self._reads.clear()
+        self._applied.clear()
         self._products = None
         self._product_sets.clear()
         log.info("ranker_loaded", version=version)
@@ -321,6 +327,19 @@ class RankerStage:
         """The candidates rescored by the ranker, the audit's ``ranker`` entry and the fallback code
         (None when the ranker scored; the caller counts it in :data:`RANKER_FALLBACKS` once per
         decision, not once per experiment arm run)."""
+        kept = self._applied.get((id(candidates), id(read)))
+        if kept is not None and kept[0] is candidates and kept[1] is read:
+            return kept[2]
+        answer = self._apply(candidates, read)
+        if answer[2] is None:  # scored: the same candidates and read give the same answer
+            if len(self._applied) >= CACHE_MAX_CUSTOMERS:
+                _evict_oldest(self._applied)
+            self._applied[(id(candidates), id(read))] = (candidates, read, answer)
+        return answer
+
+    def _apply(
+        self, candidates: CandidateSet, read: RankerRead
+    ) -> tuple[CandidateSet, dict[str, Any], str | None]:
         skipped = read.skipped
         scores: dict[str, float] | None = None
         if skipped is None:
