@@ -331,6 +331,8 @@ def non_personalised_candidates(
 
 #: Customers whose CF top-k a generator keeps (about 2 KB each).
 CF_CACHE_MAX_CUSTOMERS: Final = 100_000
+#: Customers whose candidate set a generator keeps (~9 KB each: ~90 MB at the bound), oldest first out.
+CANDIDATE_MEMO_MAX: Final = 10_000
 
 CfKey = tuple[str, tuple[str, ...]]
 
@@ -394,6 +396,7 @@ class CandidateGenerator:
         #: (signals, mode, products on sale) -> (catalogue, model, candidates): generation is a pure
         #: function of these, the catalogue snapshot and the served model (both checked by identity).
         self._memo: dict[tuple[Any, ...], tuple[object, object, CandidateSet]] = {}
+        self._sale_sets: dict[tuple[str, ...], tuple[str, ...]] = {}
 
     def generate(
         self,
@@ -415,7 +418,10 @@ class CandidateGenerator:
         # A customer's candidates are made once while nothing they depend on changes: the customer's
         # signals, the mode, the products on sale (the only way time enters), the catalogue snapshot
         # and the model. Batch mode (``cf``) brings its own scores and is not kept.
-        key = (customer, mode, tuple(products)) if cf is None else None
+        key = None
+        if cf is None:
+            on_sale = tuple(products)
+            key = (customer, mode, self._sale_sets.setdefault(on_sale, on_sale))  # one tuple per sale set
         if key is not None:
             kept = self._memo.get(key)
             if kept is not None and kept[0] is catalogue and kept[1] is loaded:
@@ -445,7 +451,7 @@ class CandidateGenerator:
             merge.add(products[pid], score * self.config.popularity_weight, "popularity:segment")
         result = CandidateSet(merge.result(), version, skipped)
         if key is not None and skipped != "model_error":  # a failed model call is tried again
-            if len(self._memo) >= CF_CACHE_MAX_CUSTOMERS:
+            if len(self._memo) >= CANDIDATE_MEMO_MAX:
                 with contextlib.suppress(StopIteration, RuntimeError, KeyError):
                     del self._memo[next(iter(self._memo))]  # the oldest
             self._memo[key] = (catalogue, loaded, result)

@@ -57,6 +57,8 @@ RANKER_REASON: Final = "ranker_next_product"
 _HOLDINGS_VIEW: Final = "ranker_holdings"
 #: Customer entries kept (about 3 KB each with their scores).
 CACHE_MAX_CUSTOMERS: Final = 50_000
+#: Rescored candidate sets kept (~12 KB each with the audit entry: ~120 MB at the bound).
+APPLIED_MAX: Final = 10_000
 
 RANKER_FALLBACKS = Counter(
     "qianmian_ranker_fallbacks_total",
@@ -332,7 +334,7 @@ class RankerStage:
             return kept[2]
         answer = self._apply(candidates, read)
         if answer[2] is None:  # scored: the same candidates and read give the same answer
-            if len(self._applied) >= CACHE_MAX_CUSTOMERS:
+            if len(self._applied) >= APPLIED_MAX:
                 _evict_oldest(self._applied)
             self._applied[(id(candidates), id(read))] = (candidates, read, answer)
         return answer
