@@ -3,7 +3,15 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from qianmian_rules import CustomerFacts, EligibilityRules, check_eligibility, check_suitability
+from qianmian_rules import (
+    CustomerFacts,
+    EligibilityRules,
+    check_eligibility,
+    check_suitability,
+    eligibility_codes,
+    is_offerable,
+    suitability_code,
+)
 
 NOW = datetime(2026, 11, 23, tzinfo=UTC)
 
@@ -37,7 +45,32 @@ def facts(**kw: object) -> CustomerFacts:
     ],
 )
 def test_eligibility_conditions(rules: EligibilityRules, customer: CustomerFacts, codes: list[str]) -> None:
-    assert [f.code for f in check_eligibility(rules, customer)] == codes
+    failures = check_eligibility(rules, customer)
+    assert [f.code for f in failures] == codes
+    assert eligibility_codes(rules, customer) == tuple(codes)
+    assert all(f.message for f in failures)
+
+
+def test_every_failed_condition_is_reported_and_explained() -> None:
+    rules = EligibilityRules(
+        min_aum=200_000,
+        max_age=30,
+        segments=("wealth",),
+        regions=("ZJ",),
+        lifecycle_stages=("new",),
+        required_holdings=("mortgage_service",),
+        excluded_holdings=("payroll_service",),
+    )
+    failures = check_eligibility(rules, facts())
+    assert [(f.code, f.message) for f in failures] == [
+        ("aum_below_min", "AUM below 200,000"),
+        ("age_above_max", "age above 30"),
+        ("segment_not_allowed", "customer is in no allowed segment"),
+        ("region_not_allowed", "region GD not served"),
+        ("lifecycle_not_allowed", "lifecycle stage active"),
+        ("required_holding_missing", "customer holds none of the prerequisites"),
+        ("excluded_holding_present", "already holds payroll_service"),
+    ]
 
 
 def test_rules_reject_inconsistent_ranges_and_unknown_vocabulary() -> None:
@@ -60,6 +93,8 @@ def test_rules_reject_inconsistent_ranges_and_unknown_vocabulary() -> None:
 def test_suitability(rating: int | None, customer: CustomerFacts, code: str | None) -> None:
     failures = check_suitability(rating, customer, NOW)
     assert [f.code for f in failures] == ([] if code is None else [code])
+    assert suitability_code(rating, customer, NOW) == code
+    assert is_offerable(EligibilityRules(), rating, customer, NOW) == (code is None)
 
 
 @given(
@@ -73,3 +108,4 @@ def test_suitability_never_allows_a_product_above_a_valid_level(
     customer = facts(risk_level=level, risk_expires_at=NOW + timedelta(days=expiry_days))
     allowed = not check_suitability(rating, customer, NOW)
     assert allowed == (level is not None and expiry_days > 0 and rating <= level)
+    assert allowed == (suitability_code(rating, customer, NOW) is None)

@@ -5,7 +5,13 @@ product-hub's ``eligible_for`` listing and the recommender's policy stage give t
 answer from the same code.
 """
 
-from qianmian_rules.engine import check_eligibility, check_suitability, is_offerable
+from qianmian_rules.engine import (
+    check_eligibility,
+    check_suitability,
+    eligibility_codes,
+    is_offerable,
+    suitability_code,
+)
 from qianmian_rules.model import (
     CHANNELS,
     LIFECYCLE_STAGES,
@@ -30,5 +36,7 @@ __all__ = [
     "RuleFailure",
     "check_eligibility",
     "check_suitability",
+    "eligibility_codes",
     "is_offerable",
+    "suitability_code",
 ]

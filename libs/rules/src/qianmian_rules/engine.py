@@ -7,70 +7,109 @@ from datetime import UTC, datetime
 from qianmian_rules.model import CustomerFacts, EligibilityRules, RuleFailure
 
 
+def eligibility_codes(rules: EligibilityRules, facts: CustomerFacts) -> tuple[str, ...]:
+    """The code of every eligibility condition the customer fails, in rule order; empty: eligible.
+
+    The one statement of the conditions: :func:`check_eligibility` explains these codes (the
+    recommender's policy stage, which needs only the codes, calls this directly).
+    """
+    codes: list[str] = []
+    if rules.min_aum is not None and facts.aum < rules.min_aum:
+        codes.append("aum_below_min")
+    if rules.max_aum is not None and facts.aum > rules.max_aum:
+        codes.append("aum_above_max")
+    if rules.min_age is not None and facts.age < rules.min_age:
+        codes.append("age_below_min")
+    if rules.max_age is not None and facts.age > rules.max_age:
+        codes.append("age_above_max")
+    if rules.segments and not facts.segments.intersection(rules.segments):
+        codes.append("segment_not_allowed")
+    if rules.regions and facts.region not in rules.regions:
+        codes.append("region_not_allowed")
+    if rules.lifecycle_stages and facts.lifecycle_stage not in rules.lifecycle_stages:
+        codes.append("lifecycle_not_allowed")
+    if rules.required_holdings or rules.excluded_holdings:
+        held = facts.held_product_ids | facts.held_product_types
+        if rules.required_holdings and not held.intersection(rules.required_holdings):
+            codes.append("required_holding_missing")
+        if held.intersection(rules.excluded_holdings):
+            codes.append("excluded_holding_present")
+    return tuple(codes)
+
+
+def _eligibility_message(code: str, rules: EligibilityRules, facts: CustomerFacts) -> str:
+    if code == "aum_below_min":
+        return f"AUM below {rules.min_aum:,.0f}"
+    if code == "aum_above_max":
+        return f"AUM above {rules.max_aum:,.0f}"
+    if code == "age_below_min":
+        return f"age below {rules.min_age}"
+    if code == "age_above_max":
+        return f"age above {rules.max_age}"
+    if code == "segment_not_allowed":
+        return "customer is in no allowed segment"
+    if code == "region_not_allowed":
+        return f"region {facts.region} not served"
+    if code == "lifecycle_not_allowed":
+        return f"lifecycle stage {facts.lifecycle_stage}"
+    if code == "required_holding_missing":
+        return "customer holds none of the prerequisites"
+    held = facts.held_product_ids | facts.held_product_types
+    return f"already holds {sorted(held.intersection(rules.excluded_holdings))[0]}"
+
+
 def check_eligibility(rules: EligibilityRules, facts: CustomerFacts) -> list[RuleFailure]:
     """Return every eligibility condition the customer fails; an empty list means eligible."""
-    failures: list[RuleFailure] = []
-    if rules.min_aum is not None and facts.aum < rules.min_aum:
-        failures.append(RuleFailure(code="aum_below_min", message=f"AUM below {rules.min_aum:,.0f}"))
-    if rules.max_aum is not None and facts.aum > rules.max_aum:
-        failures.append(RuleFailure(code="aum_above_max", message=f"AUM above {rules.max_aum:,.0f}"))
-    if rules.min_age is not None and facts.age < rules.min_age:
-        failures.append(RuleFailure(code="age_below_min", message=f"age below {rules.min_age}"))
-    if rules.max_age is not None and facts.age > rules.max_age:
-        failures.append(RuleFailure(code="age_above_max", message=f"age above {rules.max_age}"))
-    if rules.segments and not facts.segments.intersection(rules.segments):
-        failures.append(RuleFailure(code="segment_not_allowed", message="customer is in no allowed segment"))
-    if rules.regions and facts.region not in rules.regions:
-        failures.append(RuleFailure(code="region_not_allowed", message=f"region {facts.region} not served"))
-    if rules.lifecycle_stages and facts.lifecycle_stage not in rules.lifecycle_stages:
-        failures.append(
-            RuleFailure(code="lifecycle_not_allowed", message=f"lifecycle stage {facts.lifecycle_stage}")
-        )
-    if not rules.required_holdings and not rules.excluded_holdings:
-        return failures
-    held = facts.held_product_ids | facts.held_product_types
-    if rules.required_holdings and not held.intersection(rules.required_holdings):
-        failures.append(
-            RuleFailure(code="required_holding_missing", message="customer holds none of the prerequisites")
-        )
-    excluded = held.intersection(rules.excluded_holdings)
-    if excluded:
-        failures.append(
-            RuleFailure(code="excluded_holding_present", message=f"already holds {sorted(excluded)[0]}")
-        )
-    return failures
+    return [
+        RuleFailure(code=code, message=_eligibility_message(code, rules, facts))
+        for code in eligibility_codes(rules, facts)
+    ]
 
 
-def check_suitability(
+def suitability_code(
     product_risk_rating: int | None, facts: CustomerFacts, at: datetime | None = None
-) -> list[RuleFailure]:
-    """Suitability is law: a C<n> customer may only be offered products rated R1..R<n>.
+) -> str | None:
+    """Why the product is unsuitable for the customer (the code), or None when it is suitable.
 
-    A product without a risk rating (deposits, cards, loans, services) is always suitable. For a
-    risk-rated product, a missing or expired assessment means *no* — never a default level.
+    Suitability is law: a C<n> customer may only be offered products rated R1..R<n>. A product
+    without a risk rating (deposits, cards, loans, services) is always suitable. For a risk-rated
+    product, a missing or expired assessment means *no* — never a default level.
     """
     if product_risk_rating is None:
-        return []
-    now = at or datetime.now(UTC)
+        return None
     if facts.risk_level is None:
-        return [RuleFailure(code="risk_assessment_missing", message="no risk assessment on file")]
+        return "risk_assessment_missing"
     expires = facts.risk_expires_at
     if expires is None:
-        return [RuleFailure(code="risk_assessment_missing", message="risk assessment has no expiry date")]
+        return "risk_assessment_missing"
+    now = at or datetime.now(UTC)
     if expires.tzinfo is None:
         expires = expires.replace(tzinfo=UTC)
     if now.tzinfo is None:
         now = now.replace(tzinfo=UTC)
     if expires <= now:
-        return [RuleFailure(code="risk_assessment_expired", message="risk assessment expired")]
+        return "risk_assessment_expired"
     if product_risk_rating > facts.risk_level:
-        return [
-            RuleFailure(
-                code="risk_level_too_low",
-                message=f"product R{product_risk_rating} exceeds customer C{facts.risk_level}",
-            )
-        ]
-    return []
+        return "risk_level_too_low"
+    return None
+
+
+def check_suitability(
+    product_risk_rating: int | None, facts: CustomerFacts, at: datetime | None = None
+) -> list[RuleFailure]:
+    """:func:`suitability_code` with its explanation: one failure, or an empty list when suitable."""
+    code = suitability_code(product_risk_rating, facts, at)
+    if code is None:
+        return []
+    if code == "risk_assessment_missing":
+        message = (
+            "no risk assessment on file" if facts.risk_level is None else "risk assessment has no expiry date"
+        )
+    elif code == "risk_assessment_expired":
+        message = "risk assessment expired"
+    else:
+        message = f"product R{product_risk_rating} exceeds customer C{facts.risk_level}"
+    return [RuleFailure(code=code, message=message)]
 
 
 def is_offerable(
@@ -80,4 +119,4 @@ def is_offerable(
     at: datetime | None = None,
 ) -> bool:
     """True when the customer is both eligible for and suitable to the product."""
-    return not check_eligibility(rules, facts) and not check_suitability(product_risk_rating, facts, at)
+    return not eligibility_codes(rules, facts) and suitability_code(product_risk_rating, facts, at) is None

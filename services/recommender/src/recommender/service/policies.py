@@ -4,7 +4,7 @@ Every candidate gets every rule evaluated, in a fixed order, so that the audit r
 reasons a product was removed, not just the first. A rule outcome carries a stable reason code that
 clients, dashboards and replays rely on:
 
-- eligibility: the codes of ``qianmian_rules.check_eligibility`` (``aum_below_min`` …);
+- eligibility: the codes of ``qianmian_rules.eligibility_codes`` (``aum_below_min`` …);
 - suitability (hard in every mode): ``suitability_risk_assessment_missing``,
   ``suitability_risk_assessment_expired``, ``suitability_risk_level_too_low``;
 - ``already_held``, ``channel_not_allowed`` (the product is not sold in this channel),
@@ -31,7 +31,7 @@ from typing import Final, Literal
 from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
-from qianmian_rules import CustomerFacts, EligibilityRules, check_eligibility, check_suitability
+from qianmian_rules import CustomerFacts, EligibilityRules, eligibility_codes, suitability_code
 
 Channel = Literal["app", "mini_program", "push", "sms", "remote_agent", "online_rm"]
 CHANNELS: Final[tuple[Channel, ...]] = ("app", "mini_program", "push", "sms", "remote_agent", "online_rm")
@@ -362,14 +362,14 @@ def evaluate_candidate(
     """Every rule on one candidate, in the documented order (``shared``: the request-wide outcomes)."""
     facts = context.facts
     at = request.at
-    eligibility = check_eligibility(product.eligibility, facts)
-    suitability = check_suitability(product.risk_rating, facts, at)
+    eligibility = eligibility_codes(product.eligibility, facts)
+    suitability = suitability_code(product.risk_rating, facts, at)
     cooldown_until = context.contact.cooldowns.get(product.product_id)
     outcomes = (
-        _outcome("eligibility", [f.code for f in eligibility]) if eligibility else _PASS_ELIGIBILITY,
-        _outcome("suitability", [f"suitability_{f.code}" for f in suitability])
-        if suitability
-        else _PASS_SUITABILITY,
+        _outcome("eligibility", eligibility) if eligibility else _PASS_ELIGIBILITY,
+        _PASS_SUITABILITY
+        if suitability is None
+        else _outcome("suitability", (f"suitability_{suitability}",)),
         _FAIL_HOLDINGS if product.product_id in facts.held_product_ids else _PASS_HOLDINGS,
         _PASS_CHANNEL if request.channel in product.channels else _FAIL_CHANNEL,
         _PASS_CONSENT if context.consents.get(request.channel, False) else _FAIL_CONSENT,
