@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
+from typing import Final
 
 from qianmian_rules.model import CustomerFacts, EligibilityRules, RuleFailure
 
@@ -37,31 +39,29 @@ def eligibility_codes(rules: EligibilityRules, facts: CustomerFacts) -> tuple[st
     return tuple(codes)
 
 
-def _eligibility_message(code: str, rules: EligibilityRules, facts: CustomerFacts) -> str:
-    if code == "aum_below_min":
-        return f"AUM below {rules.min_aum:,.0f}"
-    if code == "aum_above_max":
-        return f"AUM above {rules.max_aum:,.0f}"
-    if code == "age_below_min":
-        return f"age below {rules.min_age}"
-    if code == "age_above_max":
-        return f"age above {rules.max_age}"
-    if code == "segment_not_allowed":
-        return "customer is in no allowed segment"
-    if code == "region_not_allowed":
-        return f"region {facts.region} not served"
-    if code == "lifecycle_not_allowed":
-        return f"lifecycle stage {facts.lifecycle_stage}"
-    if code == "required_holding_missing":
-        return "customer holds none of the prerequisites"
+def _excluded_held(rules: EligibilityRules, facts: CustomerFacts) -> str:
     held = facts.held_product_ids | facts.held_product_types
-    return f"already holds {sorted(held.intersection(rules.excluded_holdings))[0]}"
+    return sorted(held.intersection(rules.excluded_holdings))[0]
+
+
+#: The explanation of each eligibility code, from the rules and the facts that failed them.
+_ELIGIBILITY_MESSAGES: Final[Mapping[str, Callable[[EligibilityRules, CustomerFacts], str]]] = {
+    "aum_below_min": lambda r, _f: f"AUM below {r.min_aum:,.0f}",
+    "aum_above_max": lambda r, _f: f"AUM above {r.max_aum:,.0f}",
+    "age_below_min": lambda r, _f: f"age below {r.min_age}",
+    "age_above_max": lambda r, _f: f"age above {r.max_age}",
+    "segment_not_allowed": lambda _r, _f: "customer is in no allowed segment",
+    "region_not_allowed": lambda _r, f: f"region {f.region} not served",
+    "lifecycle_not_allowed": lambda _r, f: f"lifecycle stage {f.lifecycle_stage}",
+    "required_holding_missing": lambda _r, _f: "customer holds none of the prerequisites",
+    "excluded_holding_present": lambda r, f: f"already holds {_excluded_held(r, f)}",
+}
 
 
 def check_eligibility(rules: EligibilityRules, facts: CustomerFacts) -> list[RuleFailure]:
     """Return every eligibility condition the customer fails; an empty list means eligible."""
     return [
-        RuleFailure(code=code, message=_eligibility_message(code, rules, facts))
+        RuleFailure(code=code, message=_ELIGIBILITY_MESSAGES[code](rules, facts))
         for code in eligibility_codes(rules, facts)
     ]
 
