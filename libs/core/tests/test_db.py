@@ -14,6 +14,8 @@ def test_sqlite_file_database_has_wal_and_foreign_keys(tmp_path: Path) -> None:
     with db.session() as s:
         assert s.execute(text("PRAGMA foreign_keys")).scalar() == 1
         assert s.execute(text("PRAGMA journal_mode")).scalar() == "wal"
+        # 2 = FULL: a commit is synced to disk before it returns (an audit record survives power loss).
+        assert s.execute(text("PRAGMA synchronous")).scalar() == 2
     assert db.dialect == "sqlite"
     db.dispose()
 

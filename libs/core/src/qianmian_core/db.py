@@ -141,7 +141,10 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA busy_timeout=5000")
-    cursor.execute("PRAGMA synchronous=NORMAL")
+    # FULL: a commit is on disk (the WAL is synced) before it returns, so a decision answered after
+    # its audit record's commit survives a power loss too; NORMAL would only survive a crash of the
+    # process. With group commit it cost no measurable throughput (one sync per batch, 0.2 ms here).
+    cursor.execute("PRAGMA synchronous=FULL")
     cursor.close()
 
 
