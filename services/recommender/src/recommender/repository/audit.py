@@ -95,9 +95,7 @@ class AuditRecord:
 
     def prepared(self) -> AuditRecord:
         """The record as it will be stored: identifiers checked and masked, JSON normalised."""
-        check_customer_id(self.customer_id)
-        if self.created_at.tzinfo is None:
-            raise ValueError("created_at must carry a time zone")
+        self._check()
         return replace(
             self,
             request=_json(self.request),
@@ -109,6 +107,11 @@ class AuditRecord:
             response=_json(self.response),
         )
 
+    def _check(self) -> None:
+        check_customer_id(self.customer_id)
+        if self.created_at.tzinfo is None:
+            raise ValueError("created_at must carry a time zone")
+
     def stored_row(self) -> dict[str, Any]:
         """Column values of the ``decisions`` row: identifiers checked, free text masked, and each JSON
         part encoded once (an ``orjson.Fragment`` the column's serializer passes through as it is).
@@ -116,9 +119,7 @@ class AuditRecord:
         ``candidates`` must be in this schema's layout
         (:func:`~recommender.service.pipeline.audit_candidates`).
         """
-        check_customer_id(self.customer_id)
-        if self.created_at.tzinfo is None:
-            raise ValueError("created_at must carry a time zone")
+        self._check()
         row = {f.name: getattr(self, f.name) for f in fields(self)}
         for name in ("request", "features", "response"):
             value = row[name]

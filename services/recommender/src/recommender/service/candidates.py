@@ -37,7 +37,6 @@ app_login              none                                       —
 
 from __future__ import annotations
 
-import contextlib
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -54,6 +53,7 @@ from recommender.ml.models.popularity import SegmentPopularityRecommender
 from recommender.ml.registry import LoadedModel
 from recommender.service.holder import ModelHolder, PinnedModel
 from recommender.service.hub_cache import CatalogueProduct
+from recommender.service.memo import IdentityMemo
 from recommender.service.policies import GlobalPopularity, Mode
 
 log = get_logger(__name__)
@@ -393,9 +393,9 @@ class CandidateGenerator:
         self.config = config or CandidateConfig()
         self.cf_cache = cf_cache if cf_cache is not None else CfTopCache()
         self._segment_top: dict[frozenset[str], list[tuple[str, float]]] = {}
-        #: (signals, mode, products on sale) -> (catalogue, model, candidates): generation is a pure
-        #: function of these, the catalogue snapshot and the served model (both checked by identity).
-        self._memo: dict[tuple[Any, ...], tuple[object, object, CandidateSet]] = {}
+        #: Candidates per (catalogue snapshot, served model) and (signals, mode, products on sale):
+        #: generation is a pure function of these.
+        self._memo: IdentityMemo[CandidateSet] = IdentityMemo(CANDIDATE_MEMO_MAX)
         self._sale_sets: dict[tuple[str, ...], tuple[str, ...]] = {}
 
     def generate(
@@ -422,10 +422,9 @@ class CandidateGenerator:
         if cf is None:
             on_sale = tuple(products)
             key = (customer, mode, self._sale_sets.setdefault(on_sale, on_sale))  # one tuple per sale set
-        if key is not None:
-            kept = self._memo.get(key)
-            if kept is not None and kept[0] is catalogue and kept[1] is loaded:
-                return kept[2]
+            kept = self._memo.get((catalogue, loaded), key)
+            if kept is not None:
+                return kept
         merge = _Merge()
         version: str | None = None
         skipped: str | None = "fallback_mode" if mode is Mode.FALLBACK else None
@@ -451,10 +450,7 @@ class CandidateGenerator:
             merge.add(products[pid], score * self.config.popularity_weight, "popularity:segment")
         result = CandidateSet(merge.result(), version, skipped)
         if key is not None and skipped != "model_error":  # a failed model call is tried again
-            if len(self._memo) >= CANDIDATE_MEMO_MAX:
-                with contextlib.suppress(StopIteration, RuntimeError, KeyError):
-                    del self._memo[next(iter(self._memo))]  # the oldest
-            self._memo[key] = (catalogue, loaded, result)
+            self._memo.put((catalogue, loaded), key, result)
         return result
 
     def cf_batch(self, customers: Sequence[CustomerSignals]) -> CfBatch:

@@ -407,11 +407,10 @@ class CustomerContextSource:
             del self._inflight[key]
 
     async def _profile(self, customer_id: str) -> tuple[ProfileView, str]:
+        cached = self._cached_profile(customer_id)
+        if cached is not None:
+            return cached, "cache"
         entry = self._entry(customer_id)
-        now = self._clock()
-        usable = self.feed_healthy and entry.profile is not None
-        if usable and now - entry.profile_at <= self.config.profile_ttl_s and entry.profile is not None:
-            return entry.profile, "cache"
         generation = entry.generation
 
         async def load() -> ProfileView:
@@ -446,7 +445,8 @@ class CustomerContextSource:
         return raw, "remote", stamps
 
     def _cached_profile(self, customer_id: str) -> ProfileView | None:
-        """The customer's profile view when the cache may serve it (what ``_profile`` would return)."""
+        """The customer's profile view when the cache may serve it (the feed is healthy and the view
+        younger than the profile TTL), else None."""
         entry = self._entries.get(customer_id)
         if entry is None or not self.feed_healthy or entry.profile is None:
             return None

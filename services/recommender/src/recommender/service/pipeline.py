@@ -17,7 +17,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from types import MappingProxyType
-from typing import Any, Final
+from typing import Any
 
 import orjson
 from qianmian_rules import CustomerFacts, EligibilityRules
@@ -31,6 +31,7 @@ from recommender.service.arbitration import (
 from recommender.service.candidates import Candidate
 from recommender.service.explain import explain
 from recommender.service.hub_cache import CatalogueProduct
+from recommender.service.memo import IdentityMemo
 from recommender.service.policies import (
     CandidateProduct,
     ContactPolicy,
@@ -80,31 +81,26 @@ class OfferParts:
         )
 
 
-#: (id of a catalogue product, content approved, right affordable) -> (that product, its policy view).
-#: A product has at most six views; an entry holds its product, so the id cannot be reused under it.
-_POLICY_INPUTS: dict[tuple[int, bool, bool | None], tuple[CatalogueProduct, CandidateProduct]] = {}
-_POLICY_INPUTS_MAX: Final = 8192
+#: A catalogue product's policy view per (content approved, right affordable): at most six each.
+_POLICY_INPUTS: IdentityMemo[CandidateProduct] = IdentityMemo(8192)
 
 
 def policy_input(product: CatalogueProduct, parts: OfferParts) -> CandidateProduct:
     """The policy engine's view of a catalogue product and its parts (frozen: made once per view)."""
-    key = (id(product), parts.content_approved, parts.right_affordable)
-    cached = _POLICY_INPUTS.get(key)
-    if cached is not None and cached[0] is product:
-        return cached[1]
-    view = CandidateProduct(
-        product_id=product.product_id,
-        product_type=product.product_type,
-        risk_rating=product.risk_rating,
-        eligibility=product.eligibility,
-        channels=product.channels,
-        value=product.value,
-        content_approved=parts.content_approved,
-        right_affordable=parts.right_affordable,
-    )
-    if len(_POLICY_INPUTS) >= _POLICY_INPUTS_MAX:
-        _POLICY_INPUTS.clear()  # old catalogue snapshots' products
-    _POLICY_INPUTS[key] = (product, view)
+    key = (parts.content_approved, parts.right_affordable)
+    view = _POLICY_INPUTS.get((product,), key)
+    if view is None:
+        view = CandidateProduct(
+            product_id=product.product_id,
+            product_type=product.product_type,
+            risk_rating=product.risk_rating,
+            eligibility=product.eligibility,
+            channels=product.channels,
+            value=product.value,
+            content_approved=parts.content_approved,
+            right_affordable=parts.right_affordable,
+        )
+        _POLICY_INPUTS.put((product,), key, view)
     return view
 
 
@@ -240,22 +236,17 @@ def without_offers(outcome: PipelineOutcome) -> PipelineOutcome:
 # -- what the audit record keeps for a replay ------------------------------------------------------
 
 
-#: id of a customer's facts -> (the facts, their JSON): a cached profile view serves many decisions.
-#: An entry holds its facts, so the id cannot be reused under it.
-_FACTS_JSON: dict[int, tuple[CustomerFacts, dict[str, Any]]] = {}
-_FACTS_JSON_MAX: Final = 65_536
+#: A customer's facts as JSON, per facts object: a cached profile view serves many decisions.
+_FACTS_JSON: IdentityMemo[dict[str, Any]] = IdentityMemo(65_536)
 
 
 def facts_json(facts: CustomerFacts) -> dict[str, Any]:
     """``facts.model_dump(mode="json")``, made once per facts object; shared by the records that
     hold it, so never modify it."""
-    cached = _FACTS_JSON.get(id(facts))
-    if cached is not None and cached[0] is facts:
-        return cached[1]
-    dumped = facts.model_dump(mode="json")
-    if len(_FACTS_JSON) >= _FACTS_JSON_MAX:
-        _FACTS_JSON.clear()
-    _FACTS_JSON[id(facts)] = (facts, dumped)
+    dumped = _FACTS_JSON.get((facts,))
+    if dumped is None:
+        dumped = facts.model_dump(mode="json")
+        _FACTS_JSON.put((facts,), None, dumped)
     return dumped
 
 

@@ -25,7 +25,6 @@ policy applies as always.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -47,6 +46,7 @@ from recommender.ml.ranker.serving import (
 )
 from recommender.ml.registry import ModelRegistry
 from recommender.service.candidates import Candidate, CandidateSet
+from recommender.service.memo import IdentityMemo, evict_oldest
 from recommender.service.pipeline import snapshot_hash
 
 log = get_logger(__name__)
@@ -157,12 +157,6 @@ def rescore(candidates: CandidateSet, scores: Mapping[str, float]) -> CandidateS
     return CandidateSet(tuple(rescored), candidates.model_version, candidates.cf_skipped)
 
 
-def _evict_oldest(cache: dict[Any, Any]) -> None:
-    """Drop the oldest entry; reads run in worker threads, so another may have dropped it first."""
-    with contextlib.suppress(StopIteration, RuntimeError):  # empty, or resized by another thread
-        cache.pop(next(iter(cache)), None)
-
-
 class RankerStage:
     """Loads the newest approved ranker, reads its features, scores customers (with caches)."""
 
@@ -190,11 +184,11 @@ class RankerStage:
         self._reads: dict[str, tuple[float, RankerRead]] = {}
         #: (ranker version, customer, snapshot, product values) -> scores
         self._scores: dict[tuple[str, str, str, str], dict[str, float]] = {}
-        #: (id of a candidate set, id of a read) -> (that set, that read, what ``apply`` answered):
-        #: a customer's candidates and read are kept objects, so their rescoring is made once too.
-        self._applied: dict[
-            tuple[int, int], tuple[CandidateSet, RankerRead, tuple[CandidateSet, dict[str, Any], str | None]]
-        ] = {}
+        #: What ``apply`` answered per (candidate set, read): a customer's candidates and read are
+        #: kept objects, so their rescoring is made once too.
+        self._applied: IdentityMemo[tuple[CandidateSet, dict[str, Any], str | None]] = IdentityMemo(
+            APPLIED_MAX
+        )
 
     def reload(self) -> str | None:
         """Load the newest approved ranker (kept as it is when there is none or it fails to load)."""
@@ -231,7 +225,7 @@ class RankerStage:
             self._stored.add(key)
         if key not in self._product_sets:
             while len(self._product_sets) >= 4:  # reads cached up to a TTL ago may still name older ones
-                _evict_oldest(self._product_sets)
+                evict_oldest(self._product_sets)
             self._product_sets[key] = values
         self._products = (now, key)
         return key, values
@@ -282,7 +276,7 @@ class RankerStage:
                     ranker.version, inputs=inputs, products_key=products_key, inputs_json=inputs.as_json()
                 )
         if len(self._reads) >= CACHE_MAX_CUSTOMERS:
-            _evict_oldest(self._reads)
+            evict_oldest(self._reads)
         self._reads[customer_id] = (now, read)
         return read
 
@@ -319,7 +313,7 @@ class RankerStage:
             return None  # evicted since the read (four refreshes within one cached read): an error
         scores = ranker.score(read.inputs, products)
         if len(self._scores) >= CACHE_MAX_CUSTOMERS:
-            _evict_oldest(self._scores)
+            evict_oldest(self._scores)
         self._scores[key] = scores
         return scores
 
@@ -329,14 +323,12 @@ class RankerStage:
         """The candidates rescored by the ranker, the audit's ``ranker`` entry and the fallback code
         (None when the ranker scored; the caller counts it in :data:`RANKER_FALLBACKS` once per
         decision, not once per experiment arm run)."""
-        kept = self._applied.get((id(candidates), id(read)))
-        if kept is not None and kept[0] is candidates and kept[1] is read:
-            return kept[2]
+        kept = self._applied.get((candidates, read))
+        if kept is not None:
+            return kept
         answer = self._apply(candidates, read)
         if answer[2] is None:  # scored: the same candidates and read give the same answer
-            if len(self._applied) >= APPLIED_MAX:
-                _evict_oldest(self._applied)
-            self._applied[(id(candidates), id(read))] = (candidates, read, answer)
+            self._applied.put((candidates, read), None, answer)
         return answer
 
     def _apply(

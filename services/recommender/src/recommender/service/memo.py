@@ -1,0 +1,51 @@
+"""Bounded memos for the decision path: values kept per live object (a catalogue product, a customer's
+facts, a kept candidate set and ranker read, a catalogue snapshot and model) and a hashable key.
+
+An entry is found by the objects' ids and holds the objects themselves: while it exists none of them
+can be freed, so no other object can take one of their ids, and a hit is always for the very same
+objects. The oldest entry goes first beyond the bound.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Hashable
+from typing import Any, Generic, TypeVar
+
+V = TypeVar("V")
+
+
+def evict_oldest(cache: dict[Any, Any]) -> None:
+    """Drop the oldest entry; reads run in worker threads, so another may have dropped it first."""
+    with contextlib.suppress(StopIteration, RuntimeError):  # empty, or resized by another thread
+        cache.pop(next(iter(cache)), None)
+
+
+class IdentityMemo(Generic[V]):
+    """Values kept per (live objects, hashable key), at most ``max_entries`` of them."""
+
+    def __init__(self, max_entries: int) -> None:
+        if max_entries < 1:
+            raise ValueError("max_entries must be at least 1")
+        self.max_entries = max_entries
+        self._entries: dict[tuple[tuple[int, ...], Hashable], tuple[tuple[object, ...], V]] = {}
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def get(self, objects: tuple[object, ...], key: Hashable = None) -> V | None:
+        """The value kept for exactly these objects and ``key``, or None."""
+        entry = self._entries.get((tuple([id(o) for o in objects]), key))
+        return None if entry is None else entry[1]
+
+    def put(self, objects: tuple[object, ...], key: Hashable, value: V) -> None:
+        """Keep ``value`` for these objects and ``key`` (holding the objects with it)."""
+        if len(self._entries) >= self.max_entries:
+            evict_oldest(self._entries)
+        self._entries[(tuple([id(o) for o in objects]), key)] = (objects, value)
+
+    def clear(self) -> None:
+        self._entries.clear()
+
+
+__all__ = ["IdentityMemo", "evict_oldest"]

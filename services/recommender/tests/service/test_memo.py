@@ -1,0 +1,43 @@
+"""The decision path's memos: a value is found only for the very objects (and key) it was kept for."""
+
+from __future__ import annotations
+
+import gc
+
+import pytest
+from recommender.service.memo import IdentityMemo
+
+
+class Snapshot:
+    """Stands in for a catalogue snapshot or a model: compared by identity only."""
+
+
+def test_a_value_is_kept_per_objects_and_key_and_the_oldest_goes_first() -> None:
+    memo: IdentityMemo[str] = IdentityMemo(2)
+    a, b = Snapshot(), Snapshot()
+    memo.put((a, None), "k", "a-k")
+    assert memo.get((a, None), "k") == "a-k"
+    assert memo.get((a, None), "other") is None
+    assert memo.get((b, None), "k") is None  # another object, even an equal-looking one
+    assert memo.get((None, a), "k") is None  # order matters
+    memo.put((b,), None, "b")
+    memo.put((a,), None, "a")  # beyond the bound: the oldest entry goes
+    assert len(memo) == 2
+    assert memo.get((a, None), "k") is None
+    assert memo.get((b,)) == "b"
+    memo.clear()
+    assert len(memo) == 0
+    with pytest.raises(ValueError, match="max_entries"):
+        IdentityMemo(0)
+
+
+def test_an_entry_keeps_its_objects_alive_so_their_ids_are_never_reused() -> None:
+    memo: IdentityMemo[int] = IdentityMemo(10)
+    kept = Snapshot()
+    memo.put((kept,), None, 1)
+    ident = id(kept)
+    del kept
+    gc.collect()
+    fresh = [Snapshot() for _ in range(1000)]  # none can take the kept object's id
+    assert all(id(s) != ident for s in fresh)
+    assert all(memo.get((s,)) is None for s in fresh)
