@@ -287,6 +287,23 @@ def _in_window(valid_from: datetime | None, valid_until: datetime | None, at: da
     return (valid_from is None or valid_from <= at) and (valid_until is None or at < valid_until)
 
 
+def policy_view(
+    product: CatalogueProduct, *, content_approved: bool, right_affordable: bool | None
+) -> CandidateProduct:
+    """The policy engine's view of a catalogue product, given what the content and rights caches
+    say of it."""
+    return CandidateProduct(
+        product_id=product.product_id,
+        product_type=product.product_type,
+        risk_rating=product.risk_rating,
+        eligibility=product.eligibility,
+        channels=product.channels,
+        value=product.value,
+        content_approved=content_approved,
+        right_affordable=right_affordable,
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class ContentEntry:
     """One approved content version's variant for one channel."""
@@ -583,16 +600,7 @@ class HubCache:
         """
         if contents is None:
             contents = self.content_for(product.product_id, channel, at=at, segments=segments)
-        return CandidateProduct(
-            product_id=product.product_id,
-            product_type=product.product_type,
-            risk_rating=product.risk_rating,
-            eligibility=product.eligibility,
-            channels=product.channels,
-            value=product.value,
-            content_approved=bool(contents),
-            right_affordable=right_affordable,
-        )
+        return policy_view(product, content_approved=bool(contents), right_affordable=right_affordable)
 
     @property
     def degraded_reasons(self) -> tuple[str, ...]:

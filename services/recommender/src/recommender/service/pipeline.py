@@ -30,7 +30,7 @@ from recommender.service.arbitration import (
 )
 from recommender.service.candidates import Candidate
 from recommender.service.explain import explain
-from recommender.service.hub_cache import CatalogueProduct
+from recommender.service.hub_cache import CatalogueProduct, policy_view
 from recommender.service.memo import IdentityMemo
 from recommender.service.policies import (
     CandidateProduct,
@@ -90,15 +90,8 @@ def policy_input(product: CatalogueProduct, parts: OfferParts) -> CandidateProdu
     key = (parts.content_approved, parts.right_affordable)
     view = _POLICY_INPUTS.get((product,), key)
     if view is None:
-        view = CandidateProduct(
-            product_id=product.product_id,
-            product_type=product.product_type,
-            risk_rating=product.risk_rating,
-            eligibility=product.eligibility,
-            channels=product.channels,
-            value=product.value,
-            content_approved=parts.content_approved,
-            right_affordable=parts.right_affordable,
+        view = policy_view(
+            product, content_approved=parts.content_approved, right_affordable=parts.right_affordable
         )
         _POLICY_INPUTS.put((product,), key, view)
     return view
