@@ -6,6 +6,7 @@ answer from the same code.
 """
 
 from qianmian_rules.engine import (
+    assessment_expired,
     check_eligibility,
     check_suitability,
     eligibility_codes,
@@ -34,6 +35,7 @@ __all__ = [
     "EligibilityRules",
     "MomentType",
     "RuleFailure",
+    "assessment_expired",
     "check_eligibility",
     "check_suitability",
     "eligibility_codes",

@@ -66,6 +66,23 @@ def check_eligibility(rules: EligibilityRules, facts: CustomerFacts) -> list[Rul
     ]
 
 
+def assessment_expired(facts: CustomerFacts, at: datetime | None = None) -> bool:
+    """Whether the customer's risk assessment has an expiry at or before ``at`` (now by default).
+
+    The only way time enters :func:`suitability_code`: two moments with the same answer here get
+    the same suitability for every product. Naive times are read as UTC.
+    """
+    expires = facts.risk_expires_at
+    if expires is None:
+        return False
+    now = at or datetime.now(UTC)
+    if expires.tzinfo is None:
+        expires = expires.replace(tzinfo=UTC)
+    if now.tzinfo is None:
+        now = now.replace(tzinfo=UTC)
+    return expires <= now
+
+
 def suitability_code(
     product_risk_rating: int | None, facts: CustomerFacts, at: datetime | None = None
 ) -> str | None:
@@ -77,17 +94,9 @@ def suitability_code(
     """
     if product_risk_rating is None:
         return None
-    if facts.risk_level is None:
+    if facts.risk_level is None or facts.risk_expires_at is None:
         return "risk_assessment_missing"
-    expires = facts.risk_expires_at
-    if expires is None:
-        return "risk_assessment_missing"
-    now = at or datetime.now(UTC)
-    if expires.tzinfo is None:
-        expires = expires.replace(tzinfo=UTC)
-    if now.tzinfo is None:
-        now = now.replace(tzinfo=UTC)
-    if expires <= now:
+    if assessment_expired(facts, at):
         return "risk_assessment_expired"
     if product_risk_rating > facts.risk_level:
         return "risk_level_too_low"

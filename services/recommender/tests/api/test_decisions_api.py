@@ -252,3 +252,51 @@ def test_the_hot_paths_run_on_the_event_loop() -> None:
                     assert inspect.iscoroutinefunction(dependant.call), (route.path, dependant.call)
                 stack.extend(dependant.dependencies)
     assert seen == hot
+
+
+class ContentUntil(Content):
+    """The stand-in's content, every variant in its window only until ``until``."""
+
+    def __init__(self, until: Any) -> None:
+        self.until = until
+
+    async def approved_content(self) -> list[Any]:
+        return [c.model_copy(update={"valid_until": self.until}) for c in await super().approved_content()]
+
+
+def test_content_leaving_its_window_is_not_served_from_the_kept_parts(
+    tmp_path: Path, profile: FakeProfile
+) -> None:
+    """A warm customer's offer parts are kept per content snapshot and window epoch: the second the
+    content's window ends, the same customer's next decision no longer carries it."""
+    from datetime import timedelta
+
+    settings = _settings(tmp_path)
+    from recommender.database import open_database
+
+    end = NOW + timedelta(hours=1)
+    cache = HubCache(Products(), ContentUntil(end), Rights(), HubCacheConfig(ttl_s=30))
+    app = create_app(
+        settings,
+        install_signal=False,
+        hub_cache=cache,
+        profile=profile,
+        features=StaticFeatures(),
+        audit=GroupCommitAuditWriter(open_database(settings.database_url)),
+    )
+    body = {"customer_id": "C000000001", "channel": "app", "placement": "home_banner", "limit": 3}
+    with TestClient(app) as client:
+        service = app.state.decisions
+        service.now = lambda: end - timedelta(seconds=2)
+        assert _post(client, body).json()["bundles"]
+        service.now = lambda: end - timedelta(seconds=1)
+        before = _post(client, body).json()
+        assert before["bundles"]
+        assert all(b["content"]["id"].startswith("CNT-") for b in before["bundles"])
+        service.now = lambda: end
+        after = _post(client, body).json()
+        assert after["bundles"] == []
+        record = client.get(f"/v1/decisions/{after['decision_id']}", headers=auth_headers("console-alice"))
+        for candidate in record.json()["candidates"]:
+            content = next(o for o in candidate["outcomes"] if o["rule"] == "content")
+            assert content == {"rule": "content", "passed": False, "codes": ["content_not_approved"]}

@@ -29,6 +29,7 @@ from recommender.service.policies import (
     DecisionRequest,
     GlobalPopularity,
     Mode,
+    PolicyMemo,
     evaluate_policies,
     rank,
     rank_non_personalised,
@@ -366,3 +367,82 @@ def test_non_personalised_output_never_depends_on_profile_or_model(
     # Which products pass depends on the rules; their order is popularity only (then id).
     expected = sorted((v.product.product_id for v in result.allowed), key=lambda i: (-pop.of(i), i))[:5]
     assert first == expected
+
+
+@st.composite
+def later_requests(
+    draw: st.DrawFn,
+    first: tuple[list[CandidateProduct], CustomerContext, DecisionRequest, ContactPolicy, bool],
+) -> list[tuple[CustomerContext, DecisionRequest, bool]]:
+    """The same customer (facts object) and candidates asked again: later or earlier, on other
+    channels, with other consents, history, cool-downs, opt-out and degradation, or unchanged."""
+    candidates, ctx, request, _, degraded = first
+    steps = []
+    for _ in range(draw(st.integers(1, 8))):
+        if draw(st.booleans()):  # unchanged apart from time: the memo must answer
+            at = request.at + timedelta(seconds=draw(st.integers(0, 120)))
+            steps.append((ctx, DecisionRequest(request.channel, request.placement, at), degraded))
+            continue
+        at = request.at + timedelta(minutes=draw(st.integers(-400 * 1440, 400 * 1440)))
+        cooldowns = {
+            p.product_id: at + timedelta(hours=draw(st.integers(-48, 48)))
+            for p in candidates
+            if draw(st.booleans())
+        }
+        history = ctx.contact.contacts + tuple(
+            ContactRecord(draw(st.sampled_from(CHANNELS)), at - timedelta(minutes=draw(st.integers(1, 9000))))
+            for _ in range(draw(st.integers(0, 6)))
+        )
+        later = CustomerContext(
+            facts=ctx.facts,
+            consents={c: draw(st.booleans()) for c in draw(st.sets(st.sampled_from(CHANNELS)))},
+            personalised_opt_out=draw(st.booleans()),
+            contact=ContactState(contacts=history, cooldowns=cooldowns),
+        )
+        channel = draw(st.sampled_from(CHANNELS))
+        steps.append((later, DecisionRequest(channel, "home_banner", at), draw(st.booleans())))
+    return steps
+
+
+@PROPERTY
+@given(st.data())
+def test_policy_memo_answers_as_a_fresh_evaluation(data: st.DataObject) -> None:
+    """The memo keyed by candidate and facts objects plus ``inputs_key`` gives, for every later
+    request of the same customer, exactly what evaluating every rule afresh gives."""
+    first = data.draw(scenarios())
+    candidates, ctx, request, policy, degraded = first
+    memo = PolicyMemo(64)
+    steps = [(ctx, request, degraded), *data.draw(later_requests(first))]
+    for step_ctx, step_request, step_degraded in steps:
+        kept = memo.evaluate(candidates, step_ctx, step_request, policy, degraded=step_degraded)
+        fresh = evaluate_policies(candidates, step_ctx, step_request, policy, degraded=step_degraded)
+        assert kept == fresh
+
+
+def test_policy_memo_makes_verdicts_once_per_distinct_input() -> None:
+    candidates = [product("P1"), product("P2", risk_rating=4)]
+    ctx = context()
+    memo = PolicyMemo(16)
+    first = memo.evaluate(candidates, ctx, DecisionRequest("app", "home_banner", NOON), ContactPolicy())
+    again = memo.evaluate(
+        candidates, ctx, DecisionRequest("app", "home_banner", NOON + timedelta(hours=1)), ContactPolicy()
+    )
+    assert again is first
+    assert len(memo) == 1
+    # Past the assessment's expiry the risk-rated products fail suitability: a new entry.
+    expired = memo.evaluate(
+        candidates, ctx, DecisionRequest("app", "home_banner", NOON + timedelta(days=201)), ContactPolicy()
+    )
+    assert expired is not first
+    assert len(memo) == 2
+    assert "suitability_risk_assessment_expired" in expired.verdicts[0].reason_codes
+    # A cool-down that has started, then ended.
+    cooling = CustomerContext(
+        ctx.facts, ctx.consents, contact=ContactState(cooldowns={"P1": NOON + timedelta(days=1)})
+    )
+    cooled = memo.evaluate(candidates, cooling, DecisionRequest("app", "home_banner", NOON), ContactPolicy())
+    assert cooled.verdicts[0].reason_codes == ("cooldown_dismissed",)
+    ended = memo.evaluate(
+        candidates, cooling, DecisionRequest("app", "home_banner", NOON + timedelta(days=2)), ContactPolicy()
+    )
+    assert ended is first

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import partial
@@ -62,6 +62,7 @@ from recommender.service.context import CustomerContextSource, CustomerContextVi
 from recommender.service.experiments import ExperimentService
 from recommender.service.holder import ModelHolder, PinnedModel, PinnedModelError
 from recommender.service.hub_cache import CatalogueProduct, ContentEntry, HubCache, RightEntry
+from recommender.service.memo import IdentityMemo
 from recommender.service.metrics import record_policy_blocks
 from recommender.service.pipeline import (
     OfferParts,
@@ -112,6 +113,8 @@ DECISION_RETRIES: Final = Counter(
 )
 #: How many times a decision is made before giving up on a customer whose cool-downs keep changing.
 MAX_ATTEMPTS: Final = 3
+#: Candidate sets whose offer parts are kept (a warm customer's set per channel and moment).
+PARTS_MEMO_MAX: Final = 10_000
 
 #: A moment from the customer's activity features triggers rules for this long after it happened.
 DEFAULT_MOMENT_WINDOW: Final = timedelta(days=7)
@@ -255,7 +258,7 @@ class _Run:
     moment: str | None
     moment_source: str | None
     candidate_set: CandidateSet
-    parts: dict[str, OfferParts]
+    parts: Mapping[str, OfferParts]
     outcome: PipelineOutcome
     personalised: bool
     #: The audit's ``ranker`` entry (None where the ranker stage did not run) and its fallback code.
@@ -315,6 +318,8 @@ class DecisionService:
         self._generators: dict[tuple[int, int, int], tuple[object, object, CandidateGenerator]] = {}
         self._variants: dict[tuple[str, str], tuple[ArmChanges, Variant]] = {}
         self.cf_cache = CfTopCache()
+        #: Offer parts per candidate set, catalogue, hub snapshots and window epoch (see _offer_parts).
+        self._parts: IdentityMemo[Mapping[str, OfferParts]] = IdentityMemo(PARTS_MEMO_MAX)
 
     def _candidate_generator(
         self, catalogue: Mapping[str, CatalogueProduct], model: ModelHolder | PinnedModel | None
@@ -708,7 +713,7 @@ class DecisionService:
 
     def _offer_parts(
         self,
-        candidates: Sequence[Candidate],
+        candidates: tuple[Candidate, ...],
         catalogue: Mapping[str, CatalogueProduct],
         channel: str,
         at: datetime,
@@ -717,7 +722,7 @@ class DecisionService:
         *,
         no_rights: bool = False,
         content_id: str | None = None,
-    ) -> dict[str, OfferParts]:
+    ) -> Mapping[str, OfferParts]:
         """Each candidate's best approved content for the channel and its right, from the hub caches.
 
         ``no_rights``: attach no right (an experiment arm's rights policy); ``content_id``: show that
@@ -725,17 +730,18 @@ class DecisionService:
         """
         segments = facts.segments if personalised else None
         lifecycle = facts.lifecycle_stage if personalised else None
-        rights = (
-            {}
-            if no_rights
-            else {
-                r.right_id: r
-                for r in self.hub_cache.affordable_rights(at=at, segments=segments, lifecycle_stage=lifecycle)
-            }
-        )
+        sources = self.hub_cache.offer_sources(at)
+        # What the parts are made of: the candidates, the catalogue, the two snapshots (identity) and
+        # the rest of the arguments (value); time only through the snapshots' window epoch.
+        objects = (candidates, catalogue, sources.content, sources.rights)
+        key = (channel, segments, lifecycle, no_rights, content_id, sources.epoch)
+        kept = self._parts.get(objects, key)
+        if kept is not None:
+            return kept
+        rights = {} if no_rights else {r.right_id: r for r in sources.affordable_rights(segments, lifecycle)}
         parts: dict[str, OfferParts] = {}
         for candidate in candidates:
-            contents = self.hub_cache.content_for(candidate.product_id, channel, at=at, segments=segments)
+            contents = sources.content_for(candidate.product_id, channel, segments)
             chosen = [c for c in contents if c.content_id == content_id] if content_id is not None else []
             content = chosen[0] if chosen else (contents[0] if contents else None)
             right, affordable = (None, None) if no_rights else _pick_right(content, candidate, rights)
@@ -750,7 +756,9 @@ class DecisionService:
                 if content is None
                 else partial(render_variant, content, catalogue[candidate.product_id], segments, lifecycle),
             )
-        return parts
+        kept = MappingProxyType(parts)
+        self._parts.put(objects, key, kept)
+        return kept
 
     async def get(self, decision_id: str) -> dict[str, Any]:
         """The audit record of one decision (404 when unknown)."""

@@ -33,7 +33,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from bisect import bisect_right
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from types import MappingProxyType
@@ -44,6 +45,7 @@ from qianmian_core.clients import ServiceClient, path_of
 from qianmian_core.logging import get_logger
 from qianmian_rules import EligibilityRules
 
+from recommender.service.memo import IdentityMemo
 from recommender.service.policies import CandidateProduct
 from recommender.service.tasks import cancel
 
@@ -350,6 +352,71 @@ class RightEntry:
         return not self.lifecycle_stages or lifecycle_stage in self.lifecycle_stages
 
 
+#: The window boundaries of a content index or rights list, per snapshot object.
+_BOUNDARIES: IdentityMemo[tuple[datetime, ...]] = IdentityMemo(16)
+
+
+def window_epoch(data: ContentIndex | tuple[RightEntry, ...] | None, at: datetime) -> int:
+    """How many of the snapshot's validity boundaries (every ``valid_from`` and ``valid_until``) are
+    at or before ``at``.
+
+    Two moments with the same epoch find every entry of the snapshot in or out of its window alike
+    (``[valid_from, valid_until)``): what is read from it can be kept for the epoch.
+    """
+    if data is None:
+        return 0
+    bounds = _BOUNDARIES.get((data,))
+    if bounds is None:
+        entries: Iterable[ContentEntry | RightEntry] = (
+            data if isinstance(data, tuple) else (e for variants in data.values() for e in variants)
+        )
+        found = {b for e in entries for b in (e.valid_from, e.valid_until) if b is not None}
+        bounds = tuple(sorted(found))
+        _BOUNDARIES.put((data,), None, bounds)
+    return bisect_right(bounds, at)
+
+
+@dataclass(frozen=True, slots=True)
+class OfferSources:
+    """What one decision reads from the content and rights caches, at one moment.
+
+    ``epoch``: the content index's and the rights list's :func:`window_epoch` at ``at``. The same
+    snapshot objects and epoch give the same answers, so a caller may keep what it derives from them
+    per (snapshots, epoch).
+    """
+
+    content: ContentIndex | None
+    rights: tuple[RightEntry, ...] | None
+    at: datetime
+    epoch: tuple[int, int]
+
+    def content_for(
+        self, product_id: str, channel: str, segments: frozenset[str] | None
+    ) -> tuple[ContentEntry, ...]:
+        """Approved variants of ``product_id`` for ``channel`` in window, targeting ``segments``."""
+        if self.content is None:
+            return ()
+        at = self.at
+        return tuple(
+            e for e in self.content.get((product_id, channel), ()) if e.in_window(at) and e.targets(segments)
+        )
+
+    def affordable_rights(
+        self, segments: frozenset[str] | None, lifecycle_stage: str | None
+    ) -> tuple[RightEntry, ...]:
+        """Rights affordable at the last refresh, in window, open to the customer."""
+        if self.rights is None:
+            return ()
+        at = self.at
+        return tuple(
+            r
+            for r in self.rights
+            if _in_window(r.valid_from, r.valid_until, at)
+            and r.remaining_count > 0
+            and r.open_to(segments, lifecycle_stage)  # None, None: only rights open to everyone
+        )
+
+
 T = TypeVar("T")
 
 
@@ -539,6 +606,14 @@ class HubCache:
         """One active product of the catalogue snapshot."""
         return self.catalogue.get(product_id)
 
+    def offer_sources(self, at: datetime | None = None) -> OfferSources:
+        """The content index and rights list one decision reads, each None when unavailable (never
+        loaded, or older than the staleness bound), with their window epoch at ``at``."""
+        at = at or self._now()
+        content = self._fresh(self._content)
+        rights = self._fresh(self._rights)
+        return OfferSources(content, rights, at, (window_epoch(content, at), window_epoch(rights, at)))
+
     def content_for(
         self,
         product_id: str,
@@ -551,13 +626,7 @@ class HubCache:
 
         Empty when the content index is unavailable (never loaded, or older than the staleness bound).
         """
-        index = self._fresh(self._content)
-        if index is None:
-            return ()
-        at = at or self._now()
-        return tuple(
-            e for e in index.get((product_id, channel), ()) if e.in_window(at) and e.targets(segments)
-        )
+        return self.offer_sources(at).content_for(product_id, channel, segments)
 
     def affordable_rights(
         self,
@@ -571,17 +640,7 @@ class HubCache:
         Empty when the rights list is unavailable. ``segments=None`` and ``lifecycle_stage=None``
         (non-personalised): only rights limited to no segment and no lifecycle stage.
         """
-        rights = self._fresh(self._rights)
-        if rights is None:
-            return ()
-        at = at or self._now()
-        return tuple(
-            r
-            for r in rights
-            if _in_window(r.valid_from, r.valid_until, at)
-            and r.remaining_count > 0
-            and r.open_to(segments, lifecycle_stage)  # None, None: only rights open to everyone
-        )
+        return self.offer_sources(at).affordable_rights(segments, lifecycle_stage)
 
     def candidate_product(
         self,

@@ -40,8 +40,8 @@ from recommender.service.policies import (
     CustomerContext,
     DecisionRequest,
     Mode,
+    PolicyMemo,
     PolicyResult,
-    evaluate_policies,
 )
 
 
@@ -97,6 +97,10 @@ def policy_input(product: CatalogueProduct, parts: OfferParts) -> CandidateProdu
     return view
 
 
+#: Verdicts per customer (facts), candidate views and the other inputs of the rules.
+_POLICIES = PolicyMemo(10_000)
+
+
 @dataclass(frozen=True, slots=True)
 class PipelineOutcome:
     """Verdicts and ranking of one decision, before the contact slot is taken."""
@@ -122,7 +126,7 @@ def rank(
     recently_shown: Mapping[str, datetime] | None = None,
 ) -> PipelineOutcome:
     """Every policy on every candidate, then arbitration of the allowed ones (see the modules)."""
-    result = evaluate_policies(
+    result = _POLICIES.evaluate(
         [policy_input(catalogue[c.product_id], parts[c.product_id]) for c in candidates],
         context,
         request,

@@ -31,7 +31,15 @@ from typing import Final, Literal
 from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
-from qianmian_rules import CustomerFacts, EligibilityRules, eligibility_codes, suitability_code
+from qianmian_rules import (
+    CustomerFacts,
+    EligibilityRules,
+    assessment_expired,
+    eligibility_codes,
+    suitability_code,
+)
+
+from recommender.service.memo import IdentityMemo
 
 Channel = Literal["app", "mini_program", "push", "sms", "remote_agent", "online_rm"]
 CHANNELS: Final[tuple[Channel, ...]] = ("app", "mini_program", "push", "sms", "remote_agent", "online_rm")
@@ -393,10 +401,91 @@ def evaluate_policies(
     here: the mode changes how the survivors are ranked, never which rules apply."""
     policy = policy or ContactPolicy()
     shared = request_outcomes(context, request, policy)
+    return _evaluate(candidates, context, request, policy, shared, degraded)
+
+
+def _evaluate(
+    candidates: Sequence[CandidateProduct],
+    context: CustomerContext,
+    request: DecisionRequest,
+    policy: ContactPolicy,
+    shared: tuple[RuleOutcome, ...],
+    degraded: bool,
+) -> PolicyResult:
     verdicts = tuple(evaluate_candidate(p, context, request, policy, shared) for p in candidates)
     return PolicyResult(
         mode=choose_mode(context, degraded=degraded), verdicts=verdicts, request_outcomes=shared
     )
+
+
+def inputs_key(
+    candidates: Sequence[CandidateProduct],
+    context: CustomerContext,
+    request: DecisionRequest,
+    shared: tuple[RuleOutcome, ...],
+    degraded: bool,
+) -> tuple[object, ...]:
+    """Everything :func:`evaluate_policies` reads besides the candidate and facts objects themselves.
+
+    Two calls with the same candidate objects, the same facts object and equal keys give equal
+    results. Time enters only here: through the request-wide outcomes (quiet hours, caps), whether
+    the risk assessment has expired, and which candidates are cooling down. A rule that reads
+    anything else must add it here (``test_policy_memo`` compares memo and fresh evaluation).
+    """
+    at = request.at
+    cooldowns = context.contact.cooldowns
+    cooling = (
+        frozenset(
+            p.product_id
+            for p in candidates
+            if (until := cooldowns.get(p.product_id)) is not None and until > at
+        )
+        if cooldowns
+        else frozenset()
+    )
+    return (
+        request.channel,
+        bool(context.consents.get(request.channel, False)),
+        context.personalised_opt_out,
+        degraded,
+        shared,
+        assessment_expired(context.facts, at),
+        cooling,
+    )
+
+
+class PolicyMemo:
+    """:func:`evaluate_policies`, kept per (candidate products, facts) and :func:`inputs_key`.
+
+    A warm customer's decisions differ mostly in time and contact history, which change the rules'
+    outcomes rarely: their verdicts are made once and shared (frozen) until an input changes. The
+    candidate products are the catalogue cache's frozen policy views and the facts a cached profile
+    view's frozen model, so identity stands for content.
+    """
+
+    def __init__(self, max_entries: int = 10_000) -> None:
+        self._memo: IdentityMemo[PolicyResult] = IdentityMemo(max_entries)
+
+    def __len__(self) -> int:
+        return len(self._memo)
+
+    def evaluate(
+        self,
+        candidates: Sequence[CandidateProduct],
+        context: CustomerContext,
+        request: DecisionRequest,
+        policy: ContactPolicy,
+        *,
+        degraded: bool = False,
+    ) -> PolicyResult:
+        shared = request_outcomes(context, request, policy)
+        objects = (context.facts, *candidates)
+        key = inputs_key(candidates, context, request, shared, degraded)
+        result = self._memo.get(objects, key)
+        if result is None:
+            result = _evaluate(candidates, context, request, policy, shared, degraded)
+            self._memo.put(objects, key, result)
+        return result
 
 
 @dataclass(frozen=True, slots=True)
