@@ -47,13 +47,13 @@ from typing import Any, Final
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 from qianmian_core.logging import get_logger
+from qianmian_core.memo import IdentityMemo
 from qianmian_rules import MomentType
 
 from recommender.ml.models.popularity import SegmentPopularityRecommender
 from recommender.ml.registry import LoadedModel
 from recommender.service.holder import ModelHolder, PinnedModel
 from recommender.service.hub_cache import CatalogueProduct
-from recommender.service.memo import IdentityMemo
 from recommender.service.policies import GlobalPopularity, Mode
 
 log = get_logger(__name__)

@@ -36,6 +36,7 @@ from prometheus_client import Counter
 from qianmian_core.db import Database
 from qianmian_core.errors import DependencyUnavailableError, NotFoundError
 from qianmian_core.logging import get_logger
+from qianmian_core.memo import IdentityMemo
 from qianmian_rules import MOMENT_TYPES, CustomerFacts
 from qianmian_rules.placeholders import customer_values, fill, product_values
 from sqlalchemy.exc import SQLAlchemyError
@@ -62,7 +63,6 @@ from recommender.service.context import CustomerContextSource, CustomerContextVi
 from recommender.service.experiments import ExperimentService
 from recommender.service.holder import ModelHolder, PinnedModel, PinnedModelError
 from recommender.service.hub_cache import CatalogueProduct, ContentEntry, HubCache, RightEntry
-from recommender.service.memo import IdentityMemo
 from recommender.service.metrics import record_policy_blocks
 from recommender.service.pipeline import (
     OfferParts,

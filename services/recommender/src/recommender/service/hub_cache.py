@@ -43,9 +43,9 @@ from typing import Any, Final, Generic, Protocol, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from qianmian_core.clients import ServiceClient, path_of
 from qianmian_core.logging import get_logger
+from qianmian_core.memo import IdentityMemo
 from qianmian_rules import EligibilityRules
 
-from recommender.service.memo import IdentityMemo
 from recommender.service.policies import CandidateProduct
 from recommender.service.tasks import cancel
 

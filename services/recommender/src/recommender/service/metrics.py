@@ -9,6 +9,7 @@ from collections import Counter as Tally
 from typing import Final, get_args
 
 from prometheus_client import Counter
+from qianmian_core.memo import IdentityMemo
 
 from recommender.models import FEEDBACK_EVENTS, GRANT_STATUSES
 from recommender.service.policies import RULE_METRIC, MetricRule, PolicyResult
@@ -62,9 +63,18 @@ def policy_blocks(result: PolicyResult) -> Tally[MetricRule]:
     return blocks
 
 
+#: Each rule's child series, bound once (``labels`` looks the label value up on every call).
+_POLICY_BLOCKS_BY_RULE: Final = {rule: POLICY_BLOCKS.labels(rule=rule) for rule in METRIC_RULES}
+#: A kept policy result's blocks (the memo shares results across a customer's decisions).
+_BLOCKS: IdentityMemo[Tally[MetricRule]] = IdentityMemo(10_000)
+
+
 def record_policy_blocks(result: PolicyResult) -> Tally[MetricRule]:
     """Count one decision's blocks into ``qianmian_policy_blocks_total``; returns what it counted."""
-    blocks = policy_blocks(result)
+    blocks = _BLOCKS.get((result,))
+    if blocks is None:
+        blocks = policy_blocks(result)
+        _BLOCKS.put((result,), None, blocks)
     for rule, n in blocks.items():
-        POLICY_BLOCKS.labels(rule=rule).inc(n)
-    return blocks
+        _POLICY_BLOCKS_BY_RULE[rule].inc(n)
+    return Tally(blocks)

@@ -20,6 +20,7 @@ from types import MappingProxyType
 from typing import Any
 
 import orjson
+from qianmian_core.memo import IdentityMemo
 from qianmian_rules import CustomerFacts, EligibilityRules
 
 from recommender.service.arbitration import (
@@ -31,7 +32,6 @@ from recommender.service.arbitration import (
 from recommender.service.candidates import Candidate
 from recommender.service.explain import explain
 from recommender.service.hub_cache import CatalogueProduct, policy_view
-from recommender.service.memo import IdentityMemo
 from recommender.service.policies import (
     CandidateProduct,
     ContactPolicy,
@@ -99,6 +99,10 @@ def policy_input(product: CatalogueProduct, parts: OfferParts) -> CandidateProdu
 
 #: Verdicts per customer (facts), candidate views and the other inputs of the rules.
 _POLICIES = PolicyMemo(10_000)
+#: The candidates' policy views per (candidates, offer parts, catalogue) of a warm customer.
+_INPUTS: IdentityMemo[tuple[CandidateProduct, ...]] = IdentityMemo(10_000)
+#: The audit's candidate entries per (candidates, verdicts, parts) and arbitration's drops.
+_AUDIT_CANDIDATES: IdentityMemo[list[dict[str, Any]]] = IdentityMemo(10_000)
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,8 +130,12 @@ def rank(
     recently_shown: Mapping[str, datetime] | None = None,
 ) -> PipelineOutcome:
     """Every policy on every candidate, then arbitration of the allowed ones (see the modules)."""
+    inputs = _INPUTS.get((candidates, parts, catalogue))
+    if inputs is None:
+        inputs = tuple([policy_input(catalogue[c.product_id], parts[c.product_id]) for c in candidates])
+        _INPUTS.put((candidates, parts, catalogue), None, inputs)
     result = _POLICIES.evaluate(
-        [policy_input(catalogue[c.product_id], parts[c.product_id]) for c in candidates],
+        inputs,
         context,
         request,
         contact_policy,
@@ -211,18 +219,27 @@ def audit_candidates(
 ) -> list[dict[str, Any]]:
     """The audit record's ``candidates``: each candidate's score and sources, its verdict as stored
     (failed rules only: :meth:`~recommender.service.policies.CandidateVerdict.stored_json`), its
-    policy inputs and why arbitration dropped it. Read back, the repository lists every rule."""
-    verdicts = {v.product.product_id: v for v in outcome.policies.verdicts}
+    policy inputs and why arbitration dropped it. Read back, the repository lists every rule.
+
+    Kept per (candidates, verdicts, parts) and drops: a warm customer's decisions share the list, so
+    never modify it."""
     dropped = outcome.arbitration.dropped
-    return [
-        {
-            **c.as_json(),
-            **verdicts[c.product_id].stored_json(),
-            "inputs": parts[c.product_id].as_json(),
-            "arbitration": dropped.get(c.product_id),
-        }
-        for c in candidates
-    ]
+    objects = (candidates, outcome.policies, parts)
+    key = tuple(dropped.items())
+    entries = _AUDIT_CANDIDATES.get(objects, key)
+    if entries is None:
+        verdicts = {v.product.product_id: v for v in outcome.policies.verdicts}
+        entries = [
+            {
+                **c.as_json(),
+                **verdicts[c.product_id].stored_json(),
+                "inputs": parts[c.product_id].as_json(),
+                "arbitration": dropped.get(c.product_id),
+            }
+            for c in candidates
+        ]
+        _AUDIT_CANDIDATES.put(objects, key, entries)
+    return entries
 
 
 def without_offers(outcome: PipelineOutcome) -> PipelineOutcome:

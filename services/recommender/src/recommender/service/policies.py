@@ -31,6 +31,7 @@ from typing import Final, Literal
 from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from qianmian_core.memo import IdentityMemo
 from qianmian_rules import (
     CustomerFacts,
     EligibilityRules,
@@ -38,8 +39,6 @@ from qianmian_rules import (
     eligibility_codes,
     suitability_code,
 )
-
-from recommender.service.memo import IdentityMemo
 
 Channel = Literal["app", "mini_program", "push", "sms", "remote_agent", "online_rm"]
 CHANNELS: Final[tuple[Channel, ...]] = ("app", "mini_program", "push", "sms", "remote_agent", "online_rm")

@@ -35,6 +35,7 @@ from typing import Any, Final, Protocol
 
 from prometheus_client import Counter
 from qianmian_core.logging import get_logger
+from qianmian_core.memo import IdentityMemo, evict_oldest
 from qianmian_features.freshness import FeatureValue, view_of
 
 from recommender.ml.ranker.serving import (
@@ -46,7 +47,6 @@ from recommender.ml.ranker.serving import (
 )
 from recommender.ml.registry import ModelRegistry
 from recommender.service.candidates import Candidate, CandidateSet
-from recommender.service.memo import IdentityMemo, evict_oldest
 from recommender.service.pipeline import snapshot_hash
 
 log = get_logger(__name__)

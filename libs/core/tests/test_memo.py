@@ -5,7 +5,7 @@ from __future__ import annotations
 import gc
 
 import pytest
-from recommender.service.memo import IdentityMemo
+from qianmian_core.memo import IdentityMemo
 
 
 class Snapshot:
