@@ -126,7 +126,7 @@ def create_app(
             holder.install_sighup()
 
     database = open_database(settings.database_url)
-    audit_writer = audit or GroupCommitAuditWriter(database)
+    audit_writer = audit or GroupCommitAuditWriter(database, max_wait_ms=settings.audit_group_wait_ms)
     cleanups: list[Callable[[], Awaitable[None]]] = []
     if hub_cache is None:
         hubs_token = settings.hubs_token.get_secret_value() if settings.hubs_token else ""

@@ -78,6 +78,13 @@ class RecommenderSettings(ServiceSettings):
         description="Read customer features from the Feast online store (QIANMIAN_FEAST_ENV picks it); "
         "off: every decision takes the fallback path (features_unavailable)",
     )
+    audit_group_wait_ms: float = Field(
+        default=2.0,
+        ge=0,
+        le=50,
+        description="How long the audit writer waits, once it has a record, for more to share the "
+        "commit (records that queue while a commit runs join the next one anyway); 0 commits at once",
+    )
     feature_cache_ttl_s: float = Field(
         default=300.0,
         ge=0,

@@ -14,7 +14,7 @@ import pytest
 from qianmian_core.db import Database
 from recommender.database import open_database
 from recommender.repository import AuditRecord, AuditRepository, NotPseudonymousError
-from recommender.repository.audit import RULE_ORDER
+from recommender.repository.audit import RULE_ORDER, shared_part
 from recommender.service.audit import (
     AuditSaturatedError,
     AuditUnavailableError,
@@ -171,6 +171,32 @@ def test_identifiers_are_masked_and_customer_ids_must_be_pseudonymous(database: 
     assert "138****5678" in replayed.request["note"]
     with pytest.raises(NotPseudonymousError):
         record(4, customer_id="13812345678").prepared()
+
+
+def test_shared_parts_are_masked_encoded_once_and_read_back_as_json(database: Database) -> None:
+    """A part many records share (a cached feature snapshot, a ranker rescoring) is checked and
+    encoded once per owner object; stored, it reads back as the JSON it stands for."""
+    owner = object()
+    made: list[int] = []
+
+    def make() -> dict[str, Any]:
+        made.append(1)
+        return {"values": {"customer_profile:note": "call 13812345678"}, "n": [1, 2.5, None]}
+
+    part = shared_part(owner, make)
+    assert shared_part(owner, make) is part
+    assert len(made) == 1
+    rows = [record(i, features={"feast": shared_part(owner, make), "other": "x"}) for i in (5, 6)]
+    with database.session() as session:
+        AuditRepository(session).append_many(rows)
+    with database.session() as session:
+        read = [AuditRepository(session).get(r.decision_id) for r in rows]
+    for got in read:
+        assert got is not None
+        assert got.features == {
+            "feast": {"values": {"customer_profile:note": "call 138****5678"}, "n": [1, 2.5, None]},
+            "other": "x",
+        }
 
 
 def test_verdicts_are_stored_as_their_failed_rules_and_read_back_in_full(database: Database) -> None:

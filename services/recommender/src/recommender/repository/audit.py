@@ -16,13 +16,14 @@ writing it. Records are read back with every rule listed (``outcomes``), whateve
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, fields, replace
 from datetime import datetime
 from typing import Any, Final
 
 import orjson
 from qianmian_core.masking import contains_identifier, mask_text, mask_value
+from qianmian_core.memo import IdentityMemo
 from sqlalchemy import Table, func, insert, select
 from sqlalchemy.orm import Session
 
@@ -128,6 +129,26 @@ class AuditRecord:
             )
         row["candidates"] = orjson.Fragment(orjson.dumps(self.candidates))
         return row
+
+
+#: Encoded record parts that many records share, per owner object (see :func:`shared_part`).
+_SHARED_PARTS: IdentityMemo[orjson.Fragment] = IdentityMemo(20_000)
+
+
+def shared_part(owner: object, make: Callable[[], Any]) -> orjson.Fragment:
+    """A part of a record's JSON that many records share, masked where it must be and encoded once per
+    ``owner`` (``make`` builds it the first time).
+
+    For parts that cannot change while ``owner`` lives: a cached feature snapshot's values, a kept
+    ranker rescoring, a configuration. :meth:`AuditRecord.stored_row` writes the bytes as they are,
+    and masking skips them (they were checked here).
+    """
+    part = _SHARED_PARTS.get((owner,))
+    if part is None:
+        value = make()
+        part = orjson.Fragment(orjson.dumps(mask_value(value) if contains_identifier(value) else value))
+        _SHARED_PARTS.put((owner,), None, part)
+    return part
 
 
 def check_customer_id(customer_id: str) -> None:

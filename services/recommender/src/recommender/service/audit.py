@@ -194,28 +194,27 @@ class GroupCommitAuditWriter:
     async def _run(self) -> None:
         assert self._queue is not None
         queue = self._queue
-        loop = asyncio.get_running_loop()
         while True:
             batch = [await queue.get()]
-            deadline = loop.time() + self.max_wait
-            while len(batch) < self.max_batch:
-                try:
-                    batch.append(queue.get_nowait())
-                    continue
-                except asyncio.QueueEmpty:
-                    pass
-                remaining = deadline - loop.time()
-                if remaining <= 0:
-                    break
-                try:
-                    batch.append(await asyncio.wait_for(queue.get(), remaining))
-                except TimeoutError:
-                    break
+            self._drain(queue, batch)
+            if len(batch) < self.max_batch and self.max_wait > 0:
+                # One timer per batch (not one wait per arriving record): what arrives meanwhile
+                # joins. Records that queued while the last batch committed are already here.
+                await asyncio.sleep(self.max_wait)
+                self._drain(queue, batch)
             try:
                 await self._flush(batch)
             finally:
                 for _ in batch:
                     queue.task_done()
+
+    def _drain(self, queue: asyncio.Queue[_Pending], batch: list[_Pending]) -> None:
+        """Move queued records into ``batch`` up to ``max_batch``."""
+        while len(batch) < self.max_batch:
+            try:
+                batch.append(queue.get_nowait())
+            except asyncio.QueueEmpty:
+                return
 
     async def _flush(self, batch: Sequence[_Pending]) -> None:
         try:

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from bisect import bisect_left
 from collections import OrderedDict, deque
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -40,7 +41,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from qianmian_core.clients import ServiceClient
 from qianmian_core.errors import DependencyUnavailableError
 from qianmian_core.logging import get_logger
-from qianmian_features.freshness import FeatureValue, check_freshness
+from qianmian_core.memo import IdentityMemo
+from qianmian_features.freshness import FeatureValue, check_freshness, view_of
 
 from recommender.service.profile import ProfileSource, ProfileUnavailableError, ProfileView
 from recommender.service.tasks import cancel
@@ -162,20 +164,73 @@ def snapshot_features(
     ttl_by_view: Mapping[str, timedelta],
     at: datetime,
     timestamps: Mapping[str, str | None] | None = None,
+    *,
+    keep: bool = False,
 ) -> FeatureSnapshot:
     """Check ``raw`` values' freshness at ``at`` and say what is wrong, per view.
 
     ``timestamps``: ``view_timestamps(raw)`` when the caller keeps it with a cached ``raw``.
+    ``keep``: ``raw`` is a cached read that later decisions use again (never modified): its snapshot
+    is kept per freshness epoch (:func:`_freshness_epoch`), so it is checked once, not per decision.
     """
+    if keep:
+        snapshot = _SNAPSHOTS.get((raw, ttl_by_view), _freshness_epoch(raw, ttl_by_view, at))
+        if snapshot is None:
+            snapshot = _snapshot(raw, ttl_by_view, at, timestamps)
+            _SNAPSHOTS.put((raw, ttl_by_view), _freshness_epoch(raw, ttl_by_view, at), snapshot)
+    else:
+        snapshot = _snapshot(raw, ttl_by_view, at, timestamps)
+    for view, kind in _problem_views(snapshot.missing, snapshot.timestamps):
+        FEATURE_FRESHNESS.labels(view=view, kind=kind).inc()
+    return snapshot
+
+
+#: Feature snapshots of cached reads per freshness epoch, and the reads' staleness boundaries.
+_SNAPSHOTS: IdentityMemo[FeatureSnapshot] = IdentityMemo(10_000)
+_STALE_AFTER: IdentityMemo[tuple[datetime, ...]] = IdentityMemo(10_000)
+
+
+def _freshness_epoch(
+    raw: Mapping[str, FeatureValue], ttl_by_view: Mapping[str, timedelta], at: datetime
+) -> int:
+    """How many of ``raw``'s staleness boundaries (event time + the view's TTL) lie before ``at``.
+
+    ``check_freshness`` finds a value stale exactly when ``at`` is past its boundary, so two moments
+    with the same epoch split ``raw`` into the same fresh values and missing references.
+    """
+    bounds = _STALE_AFTER.get((raw, ttl_by_view))
+    if bounds is None:
+        found = []
+        for ref, feature in raw.items():
+            ttl = ttl_by_view.get(view_of(ref)) or timedelta(0)
+            if ttl > timedelta(0) and feature.event_timestamp is not None:
+                found.append(feature.event_timestamp + ttl)
+        bounds = tuple(sorted(found))
+        _STALE_AFTER.put((raw, ttl_by_view), None, bounds)
+    return bisect_left(bounds, at)
+
+
+def _snapshot(
+    raw: Mapping[str, FeatureValue],
+    ttl_by_view: Mapping[str, timedelta],
+    at: datetime,
+    timestamps: Mapping[str, str | None] | None,
+) -> FeatureSnapshot:
     fresh, missing = check_freshness(raw, ttl_by_view, at)
     if timestamps is None:
         timestamps = view_timestamps(raw)
-    problems: list[str] = []
-    for view in sorted({ref.partition(":")[0] for ref in missing}):
-        kind = "missing" if timestamps.get(view) is None else "stale"
-        FEATURE_FRESHNESS.labels(view=view, kind=kind).inc()
-        problems.append(f"features_{kind}")
+    problems = [f"features_{kind}" for _, kind in _problem_views(missing, timestamps)]
     return FeatureSnapshot(fresh, tuple(missing), timestamps, tuple(dict.fromkeys(problems)))
+
+
+def _problem_views(missing: Sequence[str], timestamps: Mapping[str, str | None]) -> list[tuple[str, str]]:
+    """Each view with missing references and whether its row is ``missing`` or ``stale``."""
+    if not missing:
+        return []
+    return [
+        (view, "missing" if timestamps.get(view) is None else "stale")
+        for view in sorted({ref.partition(":")[0] for ref in missing})
+    ]
 
 
 class ChangeWire(BaseModel):
@@ -467,7 +522,9 @@ class CustomerContextSource:
         else:
             try:
                 raw, sources["features"], stamps = await self._features(customer_id)
-                features = snapshot_features(raw, self.features.ttl_by_view, at, stamps)
+                features = snapshot_features(
+                    raw, self.features.ttl_by_view, at, stamps, keep=sources["features"] == "cache"
+                )
             except Exception as exc:  # Feast/Redis down: fallback path, counted
                 log.warning("features_unavailable", error_type=type(exc).__name__)
                 sources["features"] = "error"

@@ -44,7 +44,7 @@ from sqlalchemy.orm import Session
 
 from recommender.experiments.definition import ArmChanges
 from recommender.ml.data import serving_feature_tokens
-from recommender.repository.audit import AuditRecord, AuditRepository
+from recommender.repository.audit import AuditRecord, AuditRepository, shared_part
 from recommender.repository.contacts import Reservation, SlotRequest
 from recommender.repository.experiments import ExperimentRepository
 from recommender.service.arbitration import ArbitrationConfig
@@ -641,7 +641,7 @@ class DecisionService:
                 experiment_arm=None if experiment is None else experiment["arm"],
                 request=request.as_json(),
                 features={
-                    "feast": seen.features.as_json(),
+                    "feast": shared_part(seen.features, seen.features.as_json),
                     "sources": dict(seen.sources),
                     "context": context_to_json(run.context),
                     "personalised": None if seen.profile is None else seen.profile.personalised,
@@ -652,11 +652,13 @@ class DecisionService:
                         "moment_source": run.moment_source,
                     },
                     "catalogue_snapshot": snapshot,
-                    "arbitration_config": variant.arbitration_json,
-                    "contact_policy": self._policy_json,
+                    "arbitration_config": shared_part(
+                        variant.arbitration_json, lambda: variant.arbitration_json
+                    ),
+                    "contact_policy": shared_part(self._policy_json, lambda: self._policy_json),
                     "served_model_version": candidate_set.model_version,
                     "cf_skipped": candidate_set.cf_skipped,
-                    "ranker": run.ranker,
+                    "ranker": None if run.ranker is None else shared_part(run.ranker, lambda: run.ranker),
                     "contact_reservation": reservation_json,
                     "experiment": experiment_json,
                 },
