@@ -248,21 +248,45 @@ RULE_METRIC: Final[Mapping[str, MetricRule]] = {
 SOFT_RULES: Final[frozenset[str]] = frozenset({"right"})
 
 
+#: Every rule a candidate is judged by, in evaluation order, and whether it is request-wide.
+RULES: Final[tuple[tuple[str, bool], ...]] = (
+    ("eligibility", False),
+    ("suitability", False),
+    ("holdings", False),
+    ("channel", False),
+    ("consent", False),
+    ("quiet_hours", True),
+    ("contact_cap", True),
+    ("cooldown", False),
+    ("content", False),
+    ("right", False),
+)
+
+
 @dataclass(frozen=True, slots=True)
 class CandidateVerdict:
-    """Every rule outcome of one candidate, in evaluation order."""
+    """One candidate's verdict: the rules it failed, in evaluation order (:data:`RULES`).
+
+    Every rule judged the candidate; the ones not in ``failed`` passed. :attr:`outcomes` lists all
+    of them. Most candidates fail none or one rule, so a verdict keeps only those.
+    """
 
     product: CandidateProduct
-    outcomes: tuple[RuleOutcome, ...]
-    #: The failed outcomes, in order (made once: most candidates fail none or one rule).
-    failed: tuple[RuleOutcome, ...] = field(init=False)
+    failed: tuple[RuleOutcome, ...]
     #: True when no hard rule failed: the product may be offered.
     allowed: bool = field(init=False)
 
     def __post_init__(self) -> None:
-        failed = tuple([o for o in self.outcomes if not o.passed])
-        object.__setattr__(self, "failed", failed)
+        failed = self.failed
         object.__setattr__(self, "allowed", not failed or all(o.rule in SOFT_RULES for o in failed))
+
+    @property
+    def outcomes(self) -> tuple[RuleOutcome, ...]:
+        """Every rule's outcome, in evaluation order (the passed ones are the shared singletons)."""
+        failed = {o.rule: o for o in self.failed}
+        return tuple(
+            failed.get(rule) or _outcome(rule, (), request_wide=request_wide) for rule, request_wide in RULES
+        )
 
     @property
     def offer_right(self) -> bool:
@@ -332,15 +356,13 @@ def _outcome(rule: str, codes: Iterable[str], *, request_wide: bool = False) -> 
     return passed
 
 
-# The outcomes of the per-candidate rules with a single code, made once (outcomes are frozen).
-_PASS_ELIGIBILITY = _outcome("eligibility", ())
-_PASS_SUITABILITY = _outcome("suitability", ())
-_PASS_HOLDINGS, _FAIL_HOLDINGS = _outcome("holdings", ()), _outcome("holdings", ("already_held",))
-_PASS_CHANNEL, _FAIL_CHANNEL = _outcome("channel", ()), _outcome("channel", ("channel_not_allowed",))
-_PASS_CONSENT, _FAIL_CONSENT = _outcome("consent", ()), _outcome("consent", ("consent_refused",))
-_PASS_COOLDOWN, _FAIL_COOLDOWN = _outcome("cooldown", ()), _outcome("cooldown", ("cooldown_dismissed",))
-_PASS_CONTENT, _FAIL_CONTENT = _outcome("content", ()), _outcome("content", ("content_not_approved",))
-_PASS_RIGHT, _FAIL_RIGHT = _outcome("right", ()), _outcome("right", ("right_unaffordable",))
+# The failed outcomes of the per-candidate rules with a single code, made once (outcomes are frozen).
+_FAIL_HOLDINGS = _outcome("holdings", ("already_held",))
+_FAIL_CHANNEL = _outcome("channel", ("channel_not_allowed",))
+_FAIL_CONSENT = _outcome("consent", ("consent_refused",))
+_FAIL_COOLDOWN = _outcome("cooldown", ("cooldown_dismissed",))
+_FAIL_CONTENT = _outcome("content", ("content_not_approved",))
+_FAIL_RIGHT = _outcome("right", ("right_unaffordable",))
 
 
 def request_outcomes(
@@ -369,23 +391,30 @@ def evaluate_candidate(
     """Every rule on one candidate, in the documented order (``shared``: the request-wide outcomes)."""
     facts = context.facts
     at = request.at
+    failed: list[RuleOutcome] = []
     eligibility = eligibility_codes(product.eligibility, facts)
+    if eligibility:
+        failed.append(_outcome("eligibility", eligibility))
     suitability = suitability_code(product.risk_rating, facts, at)
+    if suitability is not None:
+        failed.append(_outcome("suitability", (f"suitability_{suitability}",)))
+    if product.product_id in facts.held_product_ids:
+        failed.append(_FAIL_HOLDINGS)
+    if request.channel not in product.channels:
+        failed.append(_FAIL_CHANNEL)
+    if not context.consents.get(request.channel, False):
+        failed.append(_FAIL_CONSENT)
+    for outcome in shared:
+        if not outcome.passed:
+            failed.append(outcome)
     cooldown_until = context.contact.cooldowns.get(product.product_id)
-    outcomes = (
-        _outcome("eligibility", eligibility) if eligibility else _PASS_ELIGIBILITY,
-        _PASS_SUITABILITY
-        if suitability is None
-        else _outcome("suitability", (f"suitability_{suitability}",)),
-        _FAIL_HOLDINGS if product.product_id in facts.held_product_ids else _PASS_HOLDINGS,
-        _PASS_CHANNEL if request.channel in product.channels else _FAIL_CHANNEL,
-        _PASS_CONSENT if context.consents.get(request.channel, False) else _FAIL_CONSENT,
-        *shared,
-        _FAIL_COOLDOWN if cooldown_until is not None and cooldown_until > at else _PASS_COOLDOWN,
-        _PASS_CONTENT if product.content_approved else _FAIL_CONTENT,
-        _FAIL_RIGHT if product.right_affordable is False else _PASS_RIGHT,
-    )
-    return CandidateVerdict(product=product, outcomes=outcomes)
+    if cooldown_until is not None and cooldown_until > at:
+        failed.append(_FAIL_COOLDOWN)
+    if not product.content_approved:
+        failed.append(_FAIL_CONTENT)
+    if product.right_affordable is False:
+        failed.append(_FAIL_RIGHT)
+    return CandidateVerdict(product, tuple(failed))
 
 
 def evaluate_policies(
@@ -447,7 +476,7 @@ def inputs_key(
         bool(context.consents.get(request.channel, False)),
         context.personalised_opt_out,
         degraded,
-        shared,
+        tuple([(o.rule, o.codes) for o in shared]),  # what an outcome is, cheaper to hash
         assessment_expired(context.facts, at),
         cooling,
     )
