@@ -227,6 +227,33 @@ def test_bad_input_is_422_in_the_error_shape(client: TestClient, body: dict[str,
     assert_error(_post(client, body), 422)
 
 
+@pytest.mark.parametrize(
+    ("raw", "content_type"),
+    [
+        (b"{bad", "application/json"),
+        (b"", "application/json"),
+        (b"[1]", "application/json"),
+        (b'{"customer_id": "C000000001", "channel": "app", "placement": "home_banner"}', "text/plain"),
+    ],
+)
+def test_a_body_that_is_no_json_object_is_422_in_the_error_shape(
+    client: TestClient, raw: bytes, content_type: str
+) -> None:
+    resp = client.post(
+        "/v1/decisions", content=raw, headers={**auth_headers("app-gateway"), "content-type": content_type}
+    )
+    error = assert_error(resp, 422, "validation_error")
+    assert all(d["loc"][0] == "body" for d in error["details"])
+
+
+def test_the_decision_route_is_documented_as_fastapi_would(client: TestClient) -> None:
+    operation = client.get("/openapi.json").json()["paths"]["/v1/decisions"]["post"]
+    assert operation["operationId"] == "create_decision"
+    schema = operation["requestBody"]["content"]["application/json"]["schema"]
+    assert schema == {"$ref": "#/components/schemas/DecisionRequestBody"}
+    assert {"200", "401", "403", "422"} <= set(operation["responses"])
+
+
 def test_auth_is_required(client: TestClient) -> None:
     body = {"customer_id": "C000000001", "channel": "app", "placement": "home_banner"}
     assert_error(client.post("/v1/decisions", json=body), 401)

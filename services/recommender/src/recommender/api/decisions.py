@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Coroutine
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Path, Request
-from pydantic import BaseModel, ConfigDict, Field
+from fastapi.exceptions import RequestValidationError
+from fastapi.routing import APIRoute
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from qianmian_core.auth import Principal, require_scope
 from qianmian_core.errors import ERROR_RESPONSES
 from qianmian_core.responses import json_response
@@ -146,13 +149,46 @@ Writer = Annotated[Principal, Depends(require_scope("decisions:write"))]
 Reader = Annotated[Principal, Depends(require_scope("decisions:read"))]
 
 
-@router.post(
-    "",
-    operation_id="create_decision",
-    summary="Ranked, compliant bundles (product + content + right) for one customer and channel",
-    response_model=DecisionOut,
-    responses=ERROR_RESPONSES,
-)
+_authorize_write = require_scope("decisions:write")
+
+
+def _is_json(content_type: str | None) -> bool:
+    if content_type is None:
+        return True
+    media = content_type.partition(";")[0].strip().lower()
+    return media == "application/json" or (media.startswith("application/") and media.endswith("+json"))
+
+
+class DecisionRoute(APIRoute):
+    """``POST /v1/decisions`` handled without FastAPI's per-request dependency solving.
+
+    The hot path's three inputs are taken directly: the bearer token (:func:`require_scope`, first,
+    as FastAPI resolves dependencies before the body), the body (validated by pydantic from the raw
+    bytes) and the service. The route, its OpenAPI description, the middlewares and the error mapping
+    are FastAPI's as for every route: a bad body raises the ``RequestValidationError`` FastAPI would
+    (``loc`` starting with ``body``), answered 422 in the one error shape. Measured: solving the
+    dependencies and parsing the body cost about a tenth of a decision.
+    """
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        async def handler(request: Request) -> Response:
+            principal = await _authorize_write(request)
+            raw = await request.body()
+            if not _is_json(request.headers.get("content-type")):
+                raise RequestValidationError(
+                    [{"type": "model_attributes_type", "loc": ("body",), "msg": "Expected a JSON body"}]
+                )
+            try:
+                body = DecisionRequestBody.model_validate_json(raw or b"null")
+            except ValidationError as exc:
+                raise RequestValidationError(
+                    [{**e, "loc": ("body", *e["loc"])} for e in exc.errors(include_input=False)]
+                ) from None
+            return await create_decision(body, principal, await get_decisions(request))
+
+        return handler
+
+
 async def create_decision(body: DecisionRequestBody, _principal: Writer, decisions: Decisions) -> Response:
     """Answered only after the decision's audit record is durable (503 when it cannot be)."""
     result = await decisions.decide(
@@ -167,6 +203,18 @@ async def create_decision(body: DecisionRequestBody, _principal: Writer, decisio
         )
     )
     return json_response(result)
+
+
+router.add_api_route(
+    "",
+    create_decision,
+    methods=["POST"],
+    operation_id="create_decision",
+    summary="Ranked, compliant bundles (product + content + right) for one customer and channel",
+    response_model=DecisionOut,
+    responses=ERROR_RESPONSES,
+    route_class_override=DecisionRoute,
+)
 
 
 @router.get(
