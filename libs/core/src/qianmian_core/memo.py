@@ -35,14 +35,14 @@ class IdentityMemo(Generic[V]):
 
     def get(self, objects: tuple[object, ...], key: Hashable = None) -> V | None:
         """The value kept for exactly these objects and ``key``, or None."""
-        entry = self._entries.get((tuple([id(o) for o in objects]), key))
+        entry = self._entries.get((tuple(map(id, objects)), key))
         return None if entry is None else entry[1]
 
     def put(self, objects: tuple[object, ...], key: Hashable, value: V) -> None:
         """Keep ``value`` for these objects and ``key`` (holding the objects with it)."""
         if len(self._entries) >= self.max_entries:
             evict_oldest(self._entries)
-        self._entries[(tuple([id(o) for o in objects]), key)] = (objects, value)
+        self._entries[(tuple(map(id, objects)), key)] = (objects, value)
 
     def clear(self) -> None:
         self._entries.clear()

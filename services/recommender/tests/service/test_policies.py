@@ -413,14 +413,15 @@ def test_policy_memo_answers_as_a_fresh_evaluation(data: st.DataObject) -> None:
     candidates, ctx, request, policy, degraded = first
     memo = PolicyMemo(64)
     steps = [(ctx, request, degraded), *data.draw(later_requests(first))]
+    views = tuple(candidates)
     for step_ctx, step_request, step_degraded in steps:
-        kept = memo.evaluate(candidates, step_ctx, step_request, policy, degraded=step_degraded)
+        kept = memo.evaluate(views, step_ctx, step_request, policy, degraded=step_degraded)
         fresh = evaluate_policies(candidates, step_ctx, step_request, policy, degraded=step_degraded)
         assert kept == fresh
 
 
 def test_policy_memo_makes_verdicts_once_per_distinct_input() -> None:
-    candidates = [product("P1"), product("P2", risk_rating=4)]
+    candidates = (product("P1"), product("P2", risk_rating=4))
     ctx = context()
     memo = PolicyMemo(16)
     first = memo.evaluate(candidates, ctx, DecisionRequest("app", "home_banner", NOON), ContactPolicy())

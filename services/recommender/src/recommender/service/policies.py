@@ -483,7 +483,7 @@ def inputs_key(
 
 
 class PolicyMemo:
-    """:func:`evaluate_policies`, kept per (candidate products, facts) and :func:`inputs_key`.
+    """:func:`evaluate_policies`, kept per (candidate sequence, facts) and :func:`inputs_key`.
 
     A warm customer's decisions differ mostly in time and contact history, which change the rules'
     outcomes rarely: their verdicts are made once and shared (frozen) until an input changes. The
@@ -499,7 +499,7 @@ class PolicyMemo:
 
     def evaluate(
         self,
-        candidates: Sequence[CandidateProduct],
+        candidates: tuple[CandidateProduct, ...],
         context: CustomerContext,
         request: DecisionRequest,
         policy: ContactPolicy,
@@ -507,7 +507,9 @@ class PolicyMemo:
         degraded: bool = False,
     ) -> PolicyResult:
         shared = request_outcomes(context, request, policy)
-        objects = (context.facts, *candidates)
+        # The candidates by the sequence's identity: the caller passes the same tuple of views for a
+        # warm customer (pipeline.rank keeps it), so two ids make the key, not forty.
+        objects = (context.facts, candidates)
         key = inputs_key(candidates, context, request, shared, degraded)
         result = self._memo.get(objects, key)
         if result is None:
