@@ -144,14 +144,6 @@ class Candidate:
     moment: str | None = None
     right_type: str | None = None
 
-    def as_json(self) -> dict[str, object]:
-        return {
-            "product_id": self.product_id,
-            "score": self.score,
-            "sources": list(self.sources),
-            "reason_codes": list(self.reason_codes),
-        }
-
 
 @dataclass(frozen=True, slots=True)
 class CandidateSet:

@@ -229,15 +229,22 @@ def audit_candidates(
     entries = _AUDIT_CANDIDATES.get(objects, key)
     if entries is None:
         verdicts = {v.product.product_id: v for v in outcome.policies.verdicts}
-        entries = [
-            {
-                **c.as_json(),
-                **verdicts[c.product_id].stored_json(),
-                "inputs": parts[c.product_id].as_json(),
-                "arbitration": dropped.get(c.product_id),
-            }
-            for c in candidates
-        ]
+        entries = []
+        for c in candidates:
+            # The candidate, its verdict as stored (CandidateVerdict.stored_json) and its inputs.
+            verdict = verdicts[c.product_id]
+            entries.append(
+                {
+                    "product_id": c.product_id,
+                    "score": c.score,
+                    "sources": c.sources,
+                    "reason_codes": c.reason_codes,
+                    "allowed": verdict.allowed,
+                    "failed": verdict.failed_json(),
+                    "inputs": parts[c.product_id].as_json(),
+                    "arbitration": dropped.get(c.product_id),
+                }
+            )
         _AUDIT_CANDIDATES.put(objects, key, entries)
     return entries
 

@@ -313,11 +313,11 @@ class CandidateVerdict:
         :data:`~recommender.repository.audit.RULE_ORDER`, so the passed ones are implied; the audit
         repository reads it back as :meth:`as_json` gives it.
         """
-        return {
-            "product_id": self.product.product_id,
-            "allowed": self.allowed,
-            "failed": {o.rule: list(o.codes) for o in self.failed},
-        }
+        return {"product_id": self.product.product_id, "allowed": self.allowed, "failed": self.failed_json()}
+
+    def failed_json(self) -> dict[str, tuple[str, ...]]:
+        """``{rule: codes}`` of the failed rules (codes encode as JSON arrays)."""
+        return {o.rule: o.codes for o in self.failed}
 
 
 @dataclass(frozen=True, slots=True)
