@@ -185,6 +185,7 @@ def snapshot_features(
     return snapshot
 
 
+_NO_TTL: Final = timedelta(0)
 #: Feature snapshots of cached reads per freshness epoch, and the reads' staleness boundaries.
 _SNAPSHOTS: IdentityMemo[FeatureSnapshot] = IdentityMemo(10_000)
 _STALE_AFTER: IdentityMemo[tuple[datetime, ...]] = IdentityMemo(10_000)
@@ -200,11 +201,13 @@ def _freshness_epoch(
     """
     bounds = _STALE_AFTER.get((raw, ttl_by_view))
     if bounds is None:
-        found = []
+        found = set()
         for ref, feature in raw.items():
-            ttl = ttl_by_view.get(view_of(ref)) or timedelta(0)
-            if ttl > timedelta(0) and feature.event_timestamp is not None:
-                found.append(feature.event_timestamp + ttl)
+            stamp = feature.event_timestamp
+            if stamp is not None:
+                ttl = ttl_by_view.get(view_of(ref))
+                if ttl is not None and ttl > _NO_TTL:  # none or zero: the view never goes stale
+                    found.add(stamp + ttl)
         bounds = tuple(sorted(found))
         _STALE_AFTER.put((raw, ttl_by_view), None, bounds)
     return bisect_left(bounds, at)

@@ -183,6 +183,36 @@ def render_variant(
     return {k: fill(v, values)[0] if isinstance(v, str) else v for k, v in content.variant.items()}
 
 
+#: A feature snapshot's model tokens (a cached read's snapshot serves many decisions).
+_TOKENS: IdentityMemo[tuple[str, ...]] = IdentityMemo(10_000)
+
+
+def feature_tokens(features: FeatureSnapshot) -> tuple[str, ...]:
+    """The customer's model feature tokens from the snapshot's fresh profile values, once per snapshot."""
+    tokens = _TOKENS.get((features,))
+    if tokens is None:
+        tokens = tuple(serving_feature_tokens(profile_values(features)))
+        _TOKENS.put((features,), None, tokens)
+    return tokens
+
+
+class RenderOnce:
+    """A content variant's rendering, made at the first call and kept: offer parts are kept for a
+    warm customer, and their served bundles render the same fields every time."""
+
+    __slots__ = ("_fields", "_make")
+
+    def __init__(self, make: Callable[[], dict[str, Any]]) -> None:
+        self._make = make
+        self._fields: dict[str, Any] | None = None
+
+    def __call__(self) -> dict[str, Any]:
+        fields = self._fields
+        if fields is None:
+            fields = self._fields = self._make()
+        return fields
+
+
 def profile_values(features: FeatureSnapshot) -> dict[str, Any]:
     """The fresh ``customer_profile`` features by column name (for the model's feature tokens)."""
     prefix = "customer_profile:"
@@ -481,7 +511,7 @@ class DecisionService:
         signals = CustomerSignals(
             customer_id=request.customer_id,
             segments=facts.segments,
-            tokens=tuple(serving_feature_tokens(profile_values(seen.features))),
+            tokens=feature_tokens(seen.features),
             moment=moment,
         )
         generator = self._candidate_generator(catalogue, variant.model)
@@ -756,7 +786,9 @@ class DecisionService:
                 right=None if right is None else {"id": right.right_id, "type": right.right_type},
                 render=None
                 if content is None
-                else partial(render_variant, content, catalogue[candidate.product_id], segments, lifecycle),
+                else RenderOnce(
+                    partial(render_variant, content, catalogue[candidate.product_id], segments, lifecycle)
+                ),
             )
         kept = MappingProxyType(parts)
         self._parts.put(objects, key, kept)
