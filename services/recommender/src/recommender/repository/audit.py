@@ -89,8 +89,9 @@ class AuditRecord:
     request: dict[str, Any]
     #: Feature values with their event timestamps (ISO strings), as the decision saw them.
     features: dict[str, Any]
-    #: Every candidate with its score and rule outcomes, in the order they were considered.
-    candidates: list[Any]
+    #: Every candidate with its score and rule outcomes, in the order they were considered: the
+    #: entries, or the entries encoded (what ``pipeline.audit_candidates`` gives).
+    candidates: list[Any] | orjson.Fragment
     response: dict[str, Any]
     schema_version: int = AUDIT_SCHEMA_VERSION
 
@@ -127,7 +128,12 @@ class AuditRecord:
             row[name] = orjson.Fragment(
                 orjson.dumps(mask_value(value) if contains_identifier(value) else value)
             )
-        row["candidates"] = orjson.Fragment(orjson.dumps(self.candidates))
+        candidates = self.candidates
+        row["candidates"] = (
+            candidates
+            if isinstance(candidates, orjson.Fragment)
+            else orjson.Fragment(orjson.dumps(candidates))
+        )
         return row
 
 

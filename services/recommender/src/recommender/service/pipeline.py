@@ -101,8 +101,8 @@ def policy_input(product: CatalogueProduct, parts: OfferParts) -> CandidateProdu
 _POLICIES = PolicyMemo(10_000)
 #: The candidates' policy views per (candidates, offer parts, catalogue) of a warm customer.
 _INPUTS: IdentityMemo[tuple[CandidateProduct, ...]] = IdentityMemo(10_000)
-#: The audit's candidate entries per (candidates, verdicts, parts) and arbitration's drops.
-_AUDIT_CANDIDATES: IdentityMemo[list[dict[str, Any]]] = IdentityMemo(10_000)
+#: The audit's candidate entries, encoded, per (candidates, verdicts, parts) and arbitration's drops.
+_AUDIT_CANDIDATES: IdentityMemo[orjson.Fragment] = IdentityMemo(10_000)
 
 
 @dataclass(frozen=True, slots=True)
@@ -216,18 +216,18 @@ def _content(part: OfferParts) -> dict[str, Any] | None:
 
 def audit_candidates(
     candidates: Sequence[Candidate], outcome: PipelineOutcome, parts: Mapping[str, OfferParts]
-) -> list[dict[str, Any]]:
-    """The audit record's ``candidates``: each candidate's score and sources, its verdict as stored
-    (failed rules only: :meth:`~recommender.service.policies.CandidateVerdict.stored_json`), its
-    policy inputs and why arbitration dropped it. Read back, the repository lists every rule.
+) -> orjson.Fragment:
+    """The audit record's ``candidates``, encoded: each candidate's score and sources, its verdict as
+    stored (failed rules only: :meth:`~recommender.service.policies.CandidateVerdict.stored_json`),
+    its policy inputs and why arbitration dropped it. Read back, the repository lists every rule.
 
-    Kept per (candidates, verdicts, parts) and drops: a warm customer's decisions share the list, so
-    never modify it."""
+    Kept per (candidates, verdicts, parts) and drops, as the bytes: a warm customer's decisions
+    share them (a third of the memory of the entries as objects, and no encoding per decision)."""
     dropped = outcome.arbitration.dropped
     objects = (candidates, outcome.policies, parts)
     key = tuple(dropped.items())
-    entries = _AUDIT_CANDIDATES.get(objects, key)
-    if entries is None:
+    encoded = _AUDIT_CANDIDATES.get(objects, key)
+    if encoded is None:
         verdicts = {v.product.product_id: v for v in outcome.policies.verdicts}
         entries = []
         for c in candidates:
@@ -245,8 +245,9 @@ def audit_candidates(
                     "arbitration": dropped.get(c.product_id),
                 }
             )
-        _AUDIT_CANDIDATES.put(objects, key, entries)
-    return entries
+        encoded = orjson.Fragment(orjson.dumps(entries))
+        _AUDIT_CANDIDATES.put(objects, key, encoded)
+    return encoded
 
 
 def without_offers(outcome: PipelineOutcome) -> PipelineOutcome:
