@@ -314,6 +314,12 @@ class CustomerContextView:
     degraded: tuple[str, ...] = ()
     sources: Mapping[str, str] = field(default_factory=dict)
 
+    @property
+    def features_kept(self) -> bool:
+        """Whether the features came from the cache: their snapshot is kept and seen again, so what
+        is derived from it may be kept with it."""
+        return self.sources.get("features") == "cache"
+
 
 class CustomerContextSource:
     """Per-customer cache of profile facts/consents and Feast features (see the module docstring)."""

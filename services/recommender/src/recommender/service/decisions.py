@@ -187,12 +187,14 @@ def render_variant(
 _TOKENS: IdentityMemo[tuple[str, ...]] = IdentityMemo(10_000)
 
 
-def feature_tokens(features: FeatureSnapshot) -> tuple[str, ...]:
-    """The customer's model feature tokens from the snapshot's fresh profile values, once per snapshot."""
-    tokens = _TOKENS.get((features,))
+def feature_tokens(features: FeatureSnapshot, *, keep: bool = False) -> tuple[str, ...]:
+    """The customer's model feature tokens from the snapshot's fresh profile values; once per
+    snapshot when ``keep`` (a cached read's snapshot, which later decisions see again)."""
+    tokens = _TOKENS.get((features,)) if keep else None
     if tokens is None:
         tokens = tuple(serving_feature_tokens(profile_values(features)))
-        _TOKENS.put((features,), None, tokens)
+        if keep:
+            _TOKENS.put((features,), None, tokens)
     return tokens
 
 
@@ -511,7 +513,7 @@ class DecisionService:
         signals = CustomerSignals(
             customer_id=request.customer_id,
             segments=facts.segments,
-            tokens=feature_tokens(seen.features),
+            tokens=feature_tokens(seen.features, keep=seen.features_kept),
             moment=moment,
         )
         generator = self._candidate_generator(catalogue, variant.model)
@@ -671,7 +673,9 @@ class DecisionService:
                 experiment_arm=None if experiment is None else experiment["arm"],
                 request=request.as_json(),
                 features={
-                    "feast": shared_part(seen.features, seen.features.as_json),
+                    "feast": shared_part(seen.features, seen.features.as_json)
+                    if seen.features_kept
+                    else seen.features.as_json(),
                     "sources": dict(seen.sources),
                     "context": context_to_json(run.context),
                     "personalised": None if seen.profile is None else seen.profile.personalised,
