@@ -122,21 +122,19 @@ def prepare(customers: int, seed: int, data_dir: Path, env: dict[str, str]) -> d
     step("training the LightFM hybrid on the bank's interactions and registering it as approved")
     shutil.rmtree(data_dir.parent / "models", ignore_errors=True)
     run([str(BIN / "recommender"), "train", "--data", str(data_dir), "--model", "lightfm", "--approve"], env)
-    step("training the LightGBM next-product ranker on 12 monthly holding snapshots of the same")
-    print("    customers (qianmian_bankgen.dynamics), with CF companions and its Feast store")
+    step("training the LightGBM next-product ranker on 12 monthly snapshots of the bank's own holdings")
+    print("    history (the holdings profile serves), with CF companions and its Feast store")
     shutil.rmtree(data_dir.parent / "ranker", ignore_errors=True)
     run(
         [
             str(BIN / "recommender"),
             "train-ranker",
-            "--customers",
-            str(customers),
+            "--bank",
+            str(data_dir),
             "--months",
             "12",
             "--seed",
             str(seed),
-            "--until",
-            str(as_of),
             "--workdir",
             str(data_dir.parent / "ranker"),
             "--approve",

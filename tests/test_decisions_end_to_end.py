@@ -59,25 +59,14 @@ class Rig:
 def rig(seeded_stack: Callable[[int, int], Any]) -> Iterator[Rig]:
     stack = seeded_stack(600, 7)  # tests/conftest.py: bank, Feast, model, four seeded services
     bank, token = stack.bank, stack.token
-    # The LightGBM ranker on six monthly snapshots of the same 600 customers, as `make demo` trains it.
+    # The LightGBM ranker on six monthly snapshots of the same bank's holdings history, as `make demo`
+    # trains it: one world for the ranker and the policies.
     ranker_dir = stack.var / "ranker"
     mp = pytest.MonkeyPatch()
     mp.setenv("RECOMMENDER_REGISTRY_DIR", str(stack.registry_dir))
     mp.setenv("RECOMMENDER_LOG_LEVEL", "WARNING")
     try:
-        today = datetime.now(UTC).date().isoformat()
-        sizes = [
-            "--customers",
-            "600",
-            "--months",
-            "6",
-            "--seed",
-            "7",
-            "--until",
-            today,
-            "--train-months",
-            "2",
-        ]
+        sizes = ["--bank", str(bank), "--months", "6", "--seed", "7", "--train-months", "2"]
         assert recommender_cli(["train-ranker", *sizes, "--workdir", str(ranker_dir), "--approve"]) == 0
     finally:
         mp.undo()

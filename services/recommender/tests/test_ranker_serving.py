@@ -70,6 +70,7 @@ def rig(tmp_path_factory: pytest.TempPathFactory, data: TrainingData) -> dict[st
         until=datetime.now(UTC).date(),
         panel=None,
         santander=None,
+        bank=None,
         max_customers=None,
         train_months=2,
         workdir=root / "ranker",

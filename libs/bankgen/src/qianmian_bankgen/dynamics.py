@@ -156,6 +156,8 @@ _PROVINCE_NAME: Final[tuple[str, ...]] = (
     "BEIJING",
     "HUBEI",
 )
+#: A region code of the bank (``customers.parquet``) -> its Santander ``cod_prov``.
+PROVINCE_CODE: Final[Mapping[str, int]] = dict(zip(REGIONS, _PROVINCE_CODE.tolist(), strict=True))
 _COUNTRIES: Final[tuple[str, ...]] = ("CN", "HK", "MO")
 #: canal_entrada: how the customer joined (app, branch, employer payroll, mortgage, remote agent).
 _JOIN_CHANNELS: Final[tuple[str, ...]] = ("APP", "BRN", "PAY", "MTG", "RMT")

@@ -31,6 +31,13 @@ def add_arguments(commands: argparse._SubParsersAction[argparse.ArgumentParser])
         )
         p.add_argument("--panel", type=Path, default=None, help="a `qianmian-bankgen snapshots` directory")
         p.add_argument(
+            "--bank",
+            type=Path,
+            default=None,
+            help="a generated bank directory (`qianmian-bankgen`, what profile serves): its own holdings "
+            "history, --months snapshots ending at --until (default its as-of)",
+        )
+        p.add_argument(
             "--santander",
             type=Path,
             default=None,

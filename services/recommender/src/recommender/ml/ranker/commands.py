@@ -20,7 +20,13 @@ from recommender.ml.ranker.cf import HOGWILD, PANEL_WEIGHTS, SCORE_FEATURES, cut
 from recommender.ml.ranker.evaluation import K, done_when, evaluate_next_product, write_report
 from recommender.ml.ranker.features import materialize_snapshot
 from recommender.ml.ranker.model import RankerConfig
-from recommender.ml.ranker.panel import SnapshotPanel, load_panel_dir, load_santander_panel, simulate
+from recommender.ml.ranker.panel import (
+    SnapshotPanel,
+    load_panel_dir,
+    load_santander_panel,
+    panel_from_bank,
+    simulate,
+)
 from recommender.ml.ranker.serving import register_companions
 from recommender.ml.ranker.training import PanelFeatures, train_ranker, training_months
 from recommender.ml.registry import ModelRegistry
@@ -41,6 +47,9 @@ def _panel(args: argparse.Namespace, log: Log) -> tuple[SnapshotPanel, dict[str,
         facts: dict[str, Any] = {"data": panel.name, "seed (sampling, models)": args.seed}
     elif args.panel is not None:
         panel = load_panel_dir(args.panel)
+        facts = {"data": panel.name, "seed (sampling, models)": args.seed}
+    elif args.bank is not None:
+        panel = panel_from_bank(args.bank, args.months, until=args.until)
         facts = {"data": panel.name, "seed (sampling, models)": args.seed}
     else:
         log(f"simulating {args.customers:,} customers × {args.months} months (seed {args.seed})")

@@ -5,6 +5,8 @@ Sources, one shape:
 - :func:`simulate` — the synthetic bank's adoption dynamics (``qianmian_bankgen.dynamics``), in
   memory, with its moments, monthly customer state and the oracle's ``p_add``;
 - :func:`load_panel_dir` — what ``qianmian-bankgen snapshots`` / ``write_panel`` wrote;
+- :func:`panel_from_bank` — the generated bank's own holdings history (what profile serves), so the
+  ranker and the decision policies see one world;
 - :func:`load_santander_panel` — any Santander-layout CSV (the real Kaggle ``train_ver2.csv`` or a
   test's own file): products are the ``ind_*_ult1`` columns found, no moments, no oracle.
 
@@ -16,6 +18,7 @@ and may only use what was known then.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -353,6 +356,115 @@ def simulate(
         moments=pa.concat_tables(moments).to_pandas(),
         oracle=oracle_frame,
         meta={"customers": customers, "months": months, "seed": seed},
+    )
+
+
+def bank_snapshot_dates(until: date, months: int) -> tuple[date, ...]:
+    """``months`` monthly snapshot dates ending at ``until`` (same day of month, at most the 28th)."""
+    if months < 2:
+        raise ValueError("a panel needs at least 2 snapshots")
+    day = min(until.day, 28)
+    last = until.year * 12 + until.month - 1
+    return tuple(date(m // 12, m % 12 + 1, day) for m in range(last - months + 1, last + 1))
+
+
+def _months_between(start: NDArray[np.datetime64], end: date) -> I64:
+    """Whole months from each ``start`` day to ``end`` (0 when ``end`` is before the first month ends)."""
+    parts = pd.DatetimeIndex(start)
+    months = (end.year - parts.year.to_numpy()) * 12 + (end.month - parts.month.to_numpy())
+    months -= (end.day < parts.day.to_numpy()).astype(np.int64)
+    return np.asarray(np.maximum(months, 0), dtype=np.int64)
+
+
+def panel_from_bank(path: Path, months: int = 12, *, until: date | None = None) -> SnapshotPanel:
+    """The generated bank's own monthly holdings history (``qianmian-bankgen``'s directory) as a panel.
+
+    One synthetic world: the ranker learns from, and serves with, the holdings that profile and the
+    decision policies see. Snapshot ``t`` is midnight UTC of its date; a customer is present once
+    created before it and holds a product opened before it (``holdings.parquet``'s ``opened_at``; the
+    bank keeps no closures, so this source has additions and no drops). Demographics follow the
+    Santander layout as of each snapshot: ``sexo``, ``age`` (from the birthday), ``antiguedad`` and
+    ``ind_nuevo`` (from ``created_at``), ``cod_prov`` (from the region). Moments are the bank's events
+    of the generator's moment types. Left out rather than leaked: what the bank knows only as of its
+    ``as_of`` (lifecycle, AUM, segments, risk level), so there is no ``states`` table and no oracle.
+
+    ``until`` (default the bank's ``as_of``) is the last snapshot's date.
+    """
+    from qianmian_bankgen.dynamics import MOMENTS, PROVINCE_CODE
+
+    path = Path(path)
+    manifest = json.loads((path / "manifest.json").read_text(encoding="utf-8"))
+    as_of = date.fromisoformat(str(manifest["as_of"]))
+    dates = bank_snapshot_dates(until or as_of, months)
+    customers = pd.read_parquet(
+        path / "customers.parquet",
+        columns=["customer_id", "gender", "region", "created_at", "birth_month", "birth_day", "age"],
+    ).sort_values("customer_id", kind="stable")
+    # Customers created since the last snapshot have no row yet (the ranker falls back for them).
+    last_stamp = pd.Timestamp(datetime.combine(dates[-1], datetime.min.time(), UTC))
+    customers = customers[pd.to_datetime(customers["created_at"], utc=True) < last_stamp]
+    holdings = pd.read_parquet(path / "holdings.parquet", columns=["customer_id", "product_id", "opened_at"])
+    events = pd.read_parquet(
+        path / "events.parquet", columns=["customer_id", "event_type", "event_timestamp"]
+    )
+    ids, flags, info = _catalogue_info()
+    cust = IdMap(customers["customer_id"].astype(str).tolist())
+    codes = np.arange(1, len(cust) + 1, dtype=np.int64)
+    stamps = [pd.Timestamp(datetime.combine(d, datetime.min.time(), UTC)) for d in dates]
+    created = pd.to_datetime(customers["created_at"], utc=True)
+    created_days = created.dt.tz_localize(None).to_numpy(dtype="datetime64[D]")
+    birth_month = customers["birth_month"].to_numpy(dtype=np.int64)
+    birth_day = customers["birth_day"].to_numpy(dtype=np.int64)
+    before_birthday = (as_of.month < birth_month) | ((as_of.month == birth_month) & (as_of.day < birth_day))
+    birth_year = as_of.year - customers["age"].to_numpy(dtype=np.int64) - before_birthday
+    region_code = customers["region"].map(PROVINCE_CODE).to_numpy(dtype=np.float64, na_value=np.nan)
+    sexo = np.where(customers["gender"].to_numpy() == "M", "V", "H")
+    i_hold = cust.indices(holdings["customer_id"].astype(str).tolist())
+    j_hold = IdMap(ids).indices(holdings["product_id"].astype(str).tolist())
+    opened = pd.to_datetime(holdings["opened_at"], utc=True)
+    frames: list[pd.DataFrame] = []
+    for stamp, day in zip(stamps, dates, strict=True):
+        present = (created < stamp).to_numpy()
+        held = np.zeros((len(cust), len(ids)), dtype=np.int8)
+        known = (opened < stamp).to_numpy() & (i_hold >= 0) & (j_hold >= 0)
+        held[i_hold[known], j_hold[known]] = 1
+        rows = np.flatnonzero(present)
+        birthday_ahead = (day.month < birth_month) | ((day.month == birth_month) & (day.day < birth_day))
+        tenure = _months_between(created_days[rows], day)
+        frame = pd.DataFrame(
+            {
+                "fecha_dato": np.full(rows.shape[0], day),
+                "ncodpers": codes[rows],
+                "sexo": sexo[rows],
+                "age": (day.year - birth_year - birthday_ahead)[rows],
+                "ind_nuevo": (tenure < 6).astype(np.int64),
+                "antiguedad": tenure,
+                "cod_prov": region_code[rows],
+            }
+        )
+        frame = pd.concat([frame, pd.DataFrame(held[rows], columns=flags)], axis=1)
+        frames.append(frame)
+    frame = pd.concat(frames, ignore_index=True)
+    moment_rows = events[events["event_type"].isin(MOMENTS)]
+    i_moment = cust.indices(moment_rows["customer_id"].astype(str).tolist())
+    keep = i_moment >= 0
+    moments = pd.DataFrame(
+        {
+            "ncodpers": codes[i_moment[keep]],
+            "moment_type": moment_rows["event_type"].astype(str).to_numpy()[keep],
+            "at": pd.to_datetime(moment_rows["event_timestamp"], utc=True).to_numpy()[keep],
+        }
+    )
+    return panel_from_frame(
+        frame,
+        flags,
+        name=f"the bank's own holdings history ({path.name}, as of {as_of}), {len(cust):,} customers × "
+        f"{months} months",
+        product_ids=ids,
+        customer_ids=list(cust.ids),
+        product_info=info,
+        moments=moments,
+        meta={"customers": len(cust), "months": months, "as_of": str(as_of), "source": "bank"},
     )
 
 
