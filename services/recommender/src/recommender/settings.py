@@ -82,8 +82,9 @@ class RecommenderSettings(ServiceSettings):
         default=2.0,
         ge=0,
         le=50,
-        description="How long the audit writer waits, once it has a record, for more to share the "
-        "commit (records that queue while a commit runs join the next one anyway); 0 commits at once",
+        description="The most the audit writer waits, once it has a record, for more to share the "
+        "commit: it commits as soon as the event loop has no request left to finish (records that "
+        "queue while a commit runs join the next one anyway); 0 commits at once",
     )
     feature_cache_ttl_s: float = Field(
         default=300.0,

@@ -87,6 +87,31 @@ def test_200_concurrent_writes_are_durable_batched_and_replay_exactly(database: 
         other.dispose()
 
 
+def test_a_batch_commits_when_no_request_is_left_to_join_not_after_the_wait(database: Database) -> None:
+    # A minute of max_wait: a batch that waited for its timer would make wait_for time out.
+    writer = GroupCommitAuditWriter(database, max_batch=64, max_wait_ms=60_000)
+
+    async def computed_later(i: int) -> AuditRecord:
+        for _ in range(2):  # a request still being computed for two more turns of the loop
+            await asyncio.sleep(0)
+        return await writer.write(record(i))
+
+    async def run() -> None:
+        await writer.start()
+        try:
+            await asyncio.wait_for(writer.write(record(0)), timeout=30)  # alone: committed at once
+            await asyncio.wait_for(
+                asyncio.gather(writer.write(record(1)), computed_later(2), computed_later(3)), timeout=30
+            )
+        finally:
+            await writer.stop()
+
+    asyncio.run(run())
+    assert writer.stats.records == 4
+    assert writer.stats.batches == 2  # the lone record, then the three that were ready together
+    assert writer.stats.largest_batch == 3
+
+
 def test_a_failed_commit_fails_every_waiter_of_the_batch_and_is_counted(tmp_path: Path) -> None:
     unmigrated = open_database(f"sqlite:///{tmp_path / 'empty.db'}")  # no tables: every INSERT fails
     before = AUDIT_WRITE_FAILURES._value.get()
