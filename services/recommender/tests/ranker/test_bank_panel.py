@@ -109,3 +109,8 @@ def test_the_ranker_commands_take_a_bank(bank_dir: Path) -> None:
     assert panel.dates == bank_snapshot_dates(date(2025, 5, 31), 4)
     assert "holdings history" in facts["data"]
     assert panel.timestamp(3) == pd.Timestamp(datetime(2025, 5, 28, tzinfo=UTC))
+
+
+def test_a_snapshot_after_the_banks_as_of_is_refused(bank_dir: Path) -> None:
+    with pytest.raises(ValueError, match="up to 2025-06-30"):
+        panel_from_bank(bank_dir, 3, until=date(2025, 7, 31))

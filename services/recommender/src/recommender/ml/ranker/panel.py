@@ -388,13 +388,15 @@ def panel_from_bank(path: Path, months: int = 12, *, until: date | None = None) 
     of the generator's moment types. Left out rather than leaked: what the bank knows only as of its
     ``as_of`` (lifecycle, AUM, segments, risk level), so there is no ``states`` table and no oracle.
 
-    ``until`` (default the bank's ``as_of``) is the last snapshot's date.
+    ``until`` (default the bank's ``as_of``, never later) is the last snapshot's date.
     """
     from qianmian_bankgen.dynamics import MOMENTS, PROVINCE_CODE
 
     path = Path(path)
     manifest = json.loads((path / "manifest.json").read_text(encoding="utf-8"))
     as_of = date.fromisoformat(str(manifest["as_of"]))
+    if until is not None and until > as_of:
+        raise ValueError(f"the bank knows its holdings up to {as_of}; --until {until} is later")
     dates = bank_snapshot_dates(until or as_of, months)
     customers = pd.read_parquet(
         path / "customers.parquet",
@@ -452,7 +454,9 @@ def panel_from_bank(path: Path, months: int = 12, *, until: date | None = None) 
         {
             "ncodpers": codes[i_moment[keep]],
             "moment_type": moment_rows["event_type"].astype(str).to_numpy()[keep],
-            "at": pd.to_datetime(moment_rows["event_timestamp"], utc=True).to_numpy()[keep],
+            "at": pd.to_datetime(moment_rows["event_timestamp"], utc=True)
+            .dt.tz_localize(None)
+            .to_numpy(dtype="datetime64[ns]")[keep],
         }
     )
     return panel_from_frame(
