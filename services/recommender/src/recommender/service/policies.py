@@ -277,8 +277,12 @@ class CandidateVerdict:
     allowed: bool = field(init=False)
 
     def __post_init__(self) -> None:
-        failed = self.failed
-        object.__setattr__(self, "allowed", not failed or all(o.rule in SOFT_RULES for o in failed))
+        allowed = True
+        for outcome in self.failed:  # a loop, not all(genexpr): a verdict per candidate per decision
+            if outcome.rule not in SOFT_RULES:
+                allowed = False
+                break
+        object.__setattr__(self, "allowed", allowed)
 
     @property
     def outcomes(self) -> tuple[RuleOutcome, ...]:
