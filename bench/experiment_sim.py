@@ -55,7 +55,21 @@ import demo  # noqa: E402  (scripts/demo.py: environment, prepare, start, stop, 
 from outbound_bench import isolate  # noqa: E402  (own ports and Feast repository)
 
 MAX_DAYS = 14
-LABELS = {"control": "segment popularity", "cf": "CF (LightFM hybrid)"}
+#: Per comparison (``--compare``): the treatment arm, the arms' labels, the report's name and title.
+COMPARISONS: dict[str, dict[str, Any]] = {
+    "cf": {
+        "treatment": "cf",
+        "labels": {"control": "segment popularity", "cf": "CF (LightFM hybrid)"},
+        "report": "experiments",
+        "title": "CF against segment popularity",
+    },
+    "ranker": {
+        "treatment": "ranker",
+        "labels": {"control": "CF scores (ranker off)", "ranker": "CF + LightGBM ranker"},
+        "report": "experiments-ranker",
+        "title": "the learned ranker against CF scores",
+    },
+}
 
 
 def step(message: str) -> None:
@@ -109,6 +123,7 @@ async def simulate(args: argparse.Namespace, env: dict[str, str], var: Path, as_
         conclude,
         install_clock,
         launch,
+        ranker_ab_definition,
         result_to_json,
     )
 
@@ -124,7 +139,16 @@ async def simulate(args: argparse.Namespace, env: dict[str, str], var: Path, as_
         update={"database_url": url, "experiments_holdout_share": 0.0, "require_model": True}
     )
     found = versions(Path(settings.registry_dir))
-    control, treatment = found["segment_popularity"], found["lightfm"]
+    if args.compare == "ranker":
+        # Production serves the approved LightFM and re-scores its candidates with the approved ranker
+        # (trained by demo.prepare on this bank's own holdings history); control switches the ranker off.
+        production, ranker = found["lightfm"], found["lightgbm_ranker"]
+        definition = ranker_ab_definition(days=args.days)
+        arm_versions = {"control": f"{production}, ranker off", "ranker": f"{production} + {ranker}"}
+    else:
+        control, treatment = found["segment_popularity"], found["lightfm"]
+        definition = ab_definition(control, treatment, days=args.days)
+        arm_versions = {"control": control, "cf": treatment}
     start = datetime.combine(as_of, dtime(0), tzinfo=UTC)
     clock = SimClock(start)
     app = create_app(settings, install_signal=False)
@@ -146,10 +170,9 @@ async def simulate(args: argparse.Namespace, env: dict[str, str], var: Path, as_
             transport=httpx.ASGITransport(app=app), base_url="http://recommender.sim", timeout=120
         ) as client,
     ):
-        step(f"experiment: control = {control}, cf = {treatment} (alice authors, bob approves)")
-        running = await launch(
-            client, ab_definition(control, treatment, days=args.days), author_token=alice, approver_token=bob
-        )
+        shown = ", ".join(f"{arm} = {version}" for arm, version in arm_versions.items())
+        step(f"experiment: {shown} (alice authors, bob approves)")
+        running = await launch(client, definition, author_token=alice, approver_token=bob)
         experiment_id = running["experiment_id"]
         print(f"    {experiment_id} running since {running['started_at']} (simulated)", flush=True)
         simulator = Simulator(
@@ -188,7 +211,8 @@ async def simulate(args: argparse.Namespace, env: dict[str, str], var: Path, as_
     return {
         "analysis": analysis,
         "result": result_to_json(result),
-        "versions": {"control": control, "cf": treatment},
+        "versions": arm_versions,
+        "compare": args.compare,
         "experiment_id": experiment_id,
         "response": response.describe(),
         "customers": len(customers),
@@ -206,8 +230,18 @@ def main() -> int:
     parser.add_argument("--active-share", type=float, default=0.10, help="customers active per day")
     parser.add_argument("--limit", type=int, default=1, help="bundles per decision (the home banner: 1)")
     parser.add_argument("--concurrency", type=int, default=8, help="customers in flight at once")
+    parser.add_argument(
+        "--compare",
+        choices=sorted(COMPARISONS),
+        default="cf",
+        help="cf: the LightFM version against the segment-popularity version (reports/experiments.md); "
+        "ranker: production (LightFM + the LightGBM ranker) against `ranker: off` "
+        "(reports/experiments-ranker.md)",
+    )
     parser.add_argument("--out", type=Path, default=ROOT / "reports")
-    parser.add_argument("--var", type=Path, default=ROOT / "var" / "experiments")
+    parser.add_argument(
+        "--var", type=Path, default=None, help="the stack's folder (default var/experiments[-ranker])"
+    )
     parser.add_argument(
         "--reuse", action="store_true", help="keep a stack prepared earlier with the same bank"
     )
@@ -220,6 +254,8 @@ def main() -> int:
     if not 1 <= args.days <= MAX_DAYS:
         parser.error(f"--days must be 1..{MAX_DAYS} (the activity features' TTL after as-of)")
     args.sim_seed = args.seed if args.sim_seed is None else args.sim_seed
+    if args.var is None:
+        args.var = ROOT / "var" / ("experiments" if args.compare == "cf" else f"experiments-{args.compare}")
     var = args.var if args.var.is_absolute() else ROOT / args.var
     out = args.out if args.out.is_absolute() else ROOT / args.out
     saved = var / "simulation.json"
@@ -231,7 +267,12 @@ def main() -> int:
     env["RECOMMENDER_LOG_LEVEL"] = os.environ.get("RECOMMENDER_LOG_LEVEL", "WARNING")
     started = time.perf_counter()
     marker = var / "prepared.json"
-    wanted = {"customers": args.customers, "seed": args.seed, "date": f"{datetime.now(UTC):%Y-%m-%d}"}
+    wanted = {
+        "customers": args.customers,
+        "seed": args.seed,
+        "date": f"{datetime.now(UTC):%Y-%m-%d}",
+        "compare": args.compare,
+    }
     reused = args.reuse and marker.is_file() and json.loads(marker.read_text()) == wanted
     if reused:
         step(f"reusing the stack prepared in {var}")
@@ -239,8 +280,10 @@ def main() -> int:
     else:
         marker.unlink(missing_ok=True)
         as_of = demo.prepare(args.customers, args.seed, data_dir, env)
-        step("registering the segment-popularity baseline as a second approved version")
-        register_baseline(env, data_dir)
+        if args.compare == "cf":
+            # (The newest approved CF version is production: the ranker comparison keeps LightFM.)
+            step("registering the segment-popularity baseline as a second approved version")
+            register_baseline(env, data_dir)
         marker.write_text(json.dumps(wanted))
     procs = demo.start(env)
     try:
@@ -328,6 +371,8 @@ def write(out: Path, got: dict[str, Any], var: Path) -> None:
     from recommender.simulation.runner import result_from_json
 
     run, args = got["run"], got["run"]["args"]
+    comparison = COMPARISONS[got.get("compare", "cf")]
+    treatment = comparison["treatment"]
     result = result_from_json(got["result"])
     analysis, experiment_id = got["analysis"], got["experiment_id"]
     window = timedelta(days=float(analysis["attribution_window_days"]))
@@ -354,8 +399,9 @@ def write(out: Path, got: dict[str, Any], var: Path) -> None:
         "request": f"channel app, placement home_banner, limit {args['limit']}",
         "experiment": f"`{experiment_id}`, layer ranking, traffic 100 %, population channel app, "
         "weights 50/50, global holdout off",
-        "arms": f"control = `{got['versions']['control']}` (segment popularity), cf = "
-        f"`{got['versions']['cf']}` (LightFM hybrid)",
+        "arms": ", ".join(
+            f"{arm} = `{version}` ({comparison['labels'][arm]})" for arm, version in got["versions"].items()
+        ),
         "decisions": f"{decisions:,} ({sum(d.with_bundles for d in result.days):,} with bundles, "
         f"{sum(d.exposed for d in result.days):,} exposures)",
         "feedback posted": f"{sum(d.impressions for d in result.days):,} impressions, "
@@ -373,64 +419,85 @@ def write(out: Path, got: dict[str, Any], var: Path) -> None:
         "code": f"`{run.get('revision', 'not recorded')}`",
         "machine": f"{run['machine']}; load average {run['loads'][0]:.2f} before, {run['loads'][1]:.2f} "
         "after (a shared machine: other work ran at the same time)",
-        "command": f"`python bench/experiment_sim.py --customers {args['customers']} --days {args['days']} "
-        f"--seed {args['seed']} --active-share {args['active_share']} --limit {args['limit']}`",
+        "command": f"`python bench/experiment_sim.py --compare {args.get('compare', 'cf')} --customers "
+        f"{args['customers']} --days {args['days']} --seed {args['seed']} --active-share "
+        f"{args['active_share']} --limit {args['limit']}`",
     }
-    notes = [
-        "The simulator posts no opt-outs or complaints (the response model has none), so the guardrails "
-        "hold trivially here; they are exercised by the analysis's own tests.",
-        "Both arms pin a registry version (`changes.model_version`), so which version production serves "
-        "by default does not matter to the experiment; every other part of the decision (policies, "
-        "contact caps, no-repeat window, content, rights, arbitration) is the production path.",
-        "What this run says about the product, not the experiment machinery: the CF arm converts far "
-        "less because of arbitration, not its model's ranking (offline the model beats segment "
-        "popularity, reports/evaluation.md; the section 'Did arbitration keep the model's ranking?' "
-        "shows it decision by decision where the audit records were still there). Its propensity "
-        "is the model's score min-max scaled over its top-k, so a product well down its list keeps a "
-        "propensity near the best one's, and "
-        "propensity × value then puts the consumer loan (value 700) or medical insurance first where "
-        "their planted P(convert) is low; segment popularity's propensities keep the ratios of real "
-        "purchase rates. On the bank's margin (what arbitration maximises) the arms are not "
-        "distinguishable here. The fix is a calibrated propensity: the learned ranker's P(add) "
-        "(reports/ranker.md) now scores production's candidates in the decision path, but both arms "
-        "here pin a model version, which the ranker leaves alone. Measuring it needs an arm "
-        "`ranker: off` against production, and one synthetic world: today the ranker learns the "
-        "panel's adoption dynamics (qianmian_bankgen.dynamics) while this simulation's customers "
-        "respond with the bank's planted affinity.",
-        "Why the arms agree on most answers and what decides where they differ: the banner shows the "
-        "bundle of highest priority = propensity × moment weight × value × lever (DESIGN §3) among the "
-        "candidates that pass every policy (only products with content approved for the app can be "
-        "shown). An arm's propensity is its model's score min-max scaled over the model's own top-k "
-        "(`recommender.service.candidates`), not a calibrated probability, so a product of high value "
-        "ranked well below the customer's best match can still come first; the section 'Where the arms "
-        "differed' shows what each arm put first there and how likely it was to convert.",
-    ]
+    notes = RANKER_NOTES if treatment == "ranker" else CF_NOTES
     data = ReportInput(
         analysis=analysis,
         outcomes=outcomes,
-        uplift=uplift(outcomes, "cf", "control"),
+        uplift=uplift(outcomes, treatment, "control"),
         paired_rates=paired_implied_rates(
             result.decisions, result.counterfactual, experiment_id, window=window
         ),
         daily=daily_uplift(
             result.decisions,
             experiment_id,
-            treatment="cf",
+            treatment=treatment,
             control="control",
             window=window,
             days=int(args["days"]),
         ),
         facts=facts,
-        labels=LABELS,
+        labels=comparison["labels"],
         response_model=got["response"],
         notes=notes,
         differing=differing_answers(result.decisions, result.counterfactual, experiment_id),
         first_choices=audited_first_choices(var, experiment_id, got["response"]),
     )
-    path = write_report(out, data)
+    path = write_report(out, data, name=comparison["report"], title=comparison["title"])
     ok, sentence = conclusion(data)
     step(f"wrote {path} and {path.with_suffix('.png')}")
     print(f"    {'DETECTED' if ok else 'NOT DETECTED'}: {sentence}")
+
+
+_GUARDRAILS_NOTE = (
+    "The simulator posts no opt-outs or complaints (the response model has none), so the guardrails "
+    "hold trivially here; they are exercised by the analysis's own tests."
+)
+#: Notes of the CF-against-segment-popularity report.
+CF_NOTES = [
+    _GUARDRAILS_NOTE,
+    "Both arms pin a registry version (`changes.model_version`), so which version production serves "
+    "by default does not matter to the experiment; every other part of the decision (policies, "
+    "contact caps, no-repeat window, content, rights, arbitration) is the production path.",
+    "What this run says about the product, not the experiment machinery: the CF arm converts far "
+    "less because of arbitration, not its model's ranking (offline the model beats segment "
+    "popularity, reports/evaluation.md; the section 'Did arbitration keep the model's ranking?' "
+    "shows it decision by decision where the audit records were still there). Its propensity "
+    "is the model's score min-max scaled over its top-k, so a product well down its list keeps a "
+    "propensity near the best one's, and "
+    "propensity × value then puts the consumer loan (value 700) or medical insurance first where "
+    "their planted P(convert) is low; segment popularity's propensities keep the ratios of real "
+    "purchase rates. On the bank's margin (what arbitration maximises) the arms are not "
+    "distinguishable here. The fix is a calibrated propensity: the learned ranker's P(add) "
+    "(reports/ranker.md) scores production's candidates in the decision path, but both arms "
+    "here pin a model version, which the ranker leaves alone; `--compare ranker` measures it "
+    "(reports/experiments-ranker.md).",
+    "Why the arms agree on most answers and what decides where they differ: the "
+    "banner shows the bundle of highest priority = propensity × moment weight × value × lever (DESIGN §3) "
+    "among the candidates that pass every policy (only products with content approved for the app can "
+    "be shown). An arm's propensity is its model's score min-max scaled over the model's own top-k "
+    "(`recommender.service.candidates`), not a calibrated probability, so a product of high value "
+    "ranked well below the customer's best match can still come first; the section 'Where the arms "
+    "differed' shows what each arm put first there and how likely it was to convert.",
+]
+#: Notes of the ranker-against-CF-scores report.
+RANKER_NOTES = [
+    _GUARDRAILS_NOTE,
+    "Neither arm pins a model version: both serve production's approved LightFM hybrid and its "
+    "candidates; the `ranker` arm re-scores them with the approved LightGBM ranker (P(add next month), "
+    "trained by `make demo`'s steps on 12 monthly snapshots of this bank's own holdings history, "
+    "`recommender train-ranker --bank`), the control arm switches it off (`changes.ranker: off`) and "
+    "ranks by the CF scores. Every other part of the decision (policies, contact caps, no-repeat "
+    "window, content, rights, arbitration) is the production path in both.",
+    "The simulated customers respond with the bank's planted affinity (`truth/preferences.npz`), the "
+    "same world whose purchases made the holdings history the ranker learned from; the ranker never "
+    "sees the planted preferences themselves.",
+    "Arbitration multiplies the propensity by product value in both arms: the ranker's P(add) is a "
+    "calibrated probability, the CF score min-max scaled over the model's top-k is not.",
+]
 
 
 if __name__ == "__main__":

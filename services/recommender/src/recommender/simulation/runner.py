@@ -367,6 +367,30 @@ def ab_definition(
     }
 
 
+def ranker_ab_definition(*, days: int, channel: str = "app") -> dict[str, Any]:
+    """The experiment that measures the learned ranker: production (the approved CF model, its candidates
+    re-scored by the LightGBM ranker; arm ``ranker``) against the same model without it (``control``,
+    ``changes.ranker: off``), 50/50, conversion rate first, opt-outs and complaints guarded."""
+    return {
+        "name": "横幅推荐：学习排序 vs 协同过滤打分 (simulated)",
+        "hypothesis": "Ranking the CF model's candidates by the ranker's P(add next month) raises the share "
+        f"of exposed customers who convert, over a fixed horizon of {days} days, without more opt-outs or "
+        "complaints",
+        "primary_metric": "conversion_rate",
+        "guardrails": [
+            {"metric": "opt_out_rate", "tolerance": 0.001},
+            {"metric": "complaint_rate", "tolerance": 0.0},
+        ],
+        "layer": "ranking",
+        "traffic": 1.0,
+        "population": {"channels": [channel]},
+        "arms": [
+            {"name": "control", "weight": 50, "changes": {"ranker": "off"}},
+            {"name": "ranker", "weight": 50, "changes": {}},
+        ],
+    }
+
+
 async def launch(
     client: httpx.AsyncClient, definition: Mapping[str, Any], *, author_token: str, approver_token: str
 ) -> dict[str, Any]:
