@@ -18,7 +18,7 @@ RUN := $(UV) run --frozen --no-sync
 DEMO_DATA := var/demo/bank
 SRC_DIRS := libs/core/src libs/rules/src libs/bankgen/src libs/features/src $(wildcard services/*/src)
 
-.PHONY: help install demo test lint format bench eval eval-ranker experiment-report serve clean images
+.PHONY: help install demo test lint format bench eval eval-ranker experiment-report experiment-report-ranker serve clean images
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -62,6 +62,9 @@ eval-ranker: install ## next-product evaluation of the LightGBM ranker alone (re
 
 experiment-report: install ## simulated A/B experiment, CF vs segment popularity, 50k customers x 14 days (reports/)
 	$(RUN) python bench/experiment_sim.py --customers 50000 --days 14 --seed 7 --out reports
+
+experiment-report-ranker: install ## simulated A/B experiment, the learned ranker vs CF scores, 50k customers x 14 days (reports/)
+	$(RUN) python bench/experiment_sim.py --compare ranker --customers 50000 --days 14 --seed 7 --out reports
 
 serve: install ## profile, product-hub, content-hub, rights-hub on embedded defaults until Ctrl-C
 	$(RUN) python scripts/demo.py --serve --customers 10000 --data $(DEMO_DATA)

@@ -62,12 +62,14 @@ COMPARISONS: dict[str, dict[str, Any]] = {
         "labels": {"control": "segment popularity", "cf": "CF (LightFM hybrid)"},
         "report": "experiments",
         "title": "CF against segment popularity",
+        "command": "make experiment-report",
     },
     "ranker": {
         "treatment": "ranker",
         "labels": {"control": "CF scores (ranker off)", "ranker": "CF + LightGBM ranker"},
         "report": "experiments-ranker",
         "title": "the learned ranker against CF scores",
+        "command": "make experiment-report-ranker",
     },
 }
 
@@ -446,7 +448,9 @@ def write(out: Path, got: dict[str, Any], var: Path) -> None:
         differing=differing_answers(result.decisions, result.counterfactual, experiment_id),
         first_choices=audited_first_choices(var, experiment_id, got["response"]),
     )
-    path = write_report(out, data, name=comparison["report"], title=comparison["title"])
+    path = write_report(
+        out, data, name=comparison["report"], title=comparison["title"], command=comparison["command"]
+    )
     ok, sentence = conclusion(data)
     step(f"wrote {path} and {path.with_suffix('.png')}")
     print(f"    {'DETECTED' if ok else 'NOT DETECTED'}: {sentence}")
