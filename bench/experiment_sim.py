@@ -1,4 +1,7 @@
-"""A simulated A/B experiment through the real decision API: the CF model against segment popularity.
+"""A simulated A/B experiment through the real decision API: the CF model against segment popularity, or
+(``--compare ranker``, ``make experiment-report-ranker``) production with the learned ranker against
+``changes.ranker: off`` (reports/experiments-ranker.md; no baseline version is registered then, so
+production serves the approved LightFM).
 
 Run: ``make experiment-report`` (= ``uv run --frozen --no-sync python bench/experiment_sim.py
 --customers 50000 --days 14 --seed 7 --out reports``); writes ``reports/experiments.md`` and
