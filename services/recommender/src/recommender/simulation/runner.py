@@ -343,15 +343,14 @@ class Simulator:
             stats.conversions += 1
 
 
-def ab_definition(
-    control_version: str, treatment_version: str, *, days: int, channel: str = "app"
+def _banner_experiment(
+    name: str, hypothesis: str, arms: list[dict[str, Any]], *, channel: str
 ) -> dict[str, Any]:
-    """The experiment the simulations run: segment popularity (control) against the CF model (``cf``),
-    each pinned to a registry version, 50/50, conversion rate first, opt-outs and complaints guarded."""
+    """A 50/50 ranking-layer experiment on the channel's banner: conversion rate first, opt-outs and
+    complaints guarded, all traffic."""
     return {
-        "name": "横幅推荐：协同过滤 vs 客群热门 (simulated)",
-        "hypothesis": "The CF model raises the share of exposed customers who convert against popularity "
-        f"within segment, over a fixed horizon of {days} days, without more opt-outs or complaints",
+        "name": name,
+        "hypothesis": hypothesis,
         "primary_metric": "conversion_rate",
         "guardrails": [
             {"metric": "opt_out_rate", "tolerance": 0.001},
@@ -360,35 +359,41 @@ def ab_definition(
         "layer": "ranking",
         "traffic": 1.0,
         "population": {"channels": [channel]},
-        "arms": [
+        "arms": arms,
+    }
+
+
+def ab_definition(
+    control_version: str, treatment_version: str, *, days: int, channel: str = "app"
+) -> dict[str, Any]:
+    """The experiment the simulations run: segment popularity (control) against the CF model (``cf``),
+    each pinned to a registry version, 50/50, conversion rate first, opt-outs and complaints guarded."""
+    return _banner_experiment(
+        "横幅推荐：协同过滤 vs 客群热门 (simulated)",
+        "The CF model raises the share of exposed customers who convert against popularity "
+        f"within segment, over a fixed horizon of {days} days, without more opt-outs or complaints",
+        [
             {"name": "control", "weight": 50, "changes": {"model_version": control_version}},
             {"name": "cf", "weight": 50, "changes": {"model_version": treatment_version}},
         ],
-    }
+        channel=channel,
+    )
 
 
 def ranker_ab_definition(*, days: int, channel: str = "app") -> dict[str, Any]:
     """The experiment that measures the learned ranker: production (the approved CF model, its candidates
     re-scored by the LightGBM ranker; arm ``ranker``) against the same model without it (``control``,
     ``changes.ranker: off``), 50/50, conversion rate first, opt-outs and complaints guarded."""
-    return {
-        "name": "横幅推荐：学习排序 vs 协同过滤打分 (simulated)",
-        "hypothesis": "Ranking the CF model's candidates by the ranker's P(add next month) raises the share "
-        f"of exposed customers who convert, over a fixed horizon of {days} days, without more opt-outs or "
-        "complaints",
-        "primary_metric": "conversion_rate",
-        "guardrails": [
-            {"metric": "opt_out_rate", "tolerance": 0.001},
-            {"metric": "complaint_rate", "tolerance": 0.0},
-        ],
-        "layer": "ranking",
-        "traffic": 1.0,
-        "population": {"channels": [channel]},
-        "arms": [
+    return _banner_experiment(
+        "横幅推荐：学习排序 vs 协同过滤打分 (simulated)",
+        "Ranking the CF model's candidates by the ranker's P(add next month) raises the share of exposed "
+        f"customers who convert, over a fixed horizon of {days} days, without more opt-outs or complaints",
+        [
             {"name": "control", "weight": 50, "changes": {"ranker": "off"}},
             {"name": "ranker", "weight": 50, "changes": {}},
         ],
-    }
+        channel=channel,
+    )
 
 
 async def launch(
