@@ -40,6 +40,8 @@ from qianmian_rules import (
     suitability_code,
 )
 
+from recommender.repository.audit import RULE_ORDER
+
 Channel = Literal["app", "mini_program", "push", "sms", "remote_agent", "online_rm"]
 CHANNELS: Final[tuple[Channel, ...]] = ("app", "mini_program", "push", "sms", "remote_agent", "online_rm")
 
@@ -248,19 +250,11 @@ RULE_METRIC: Final[Mapping[str, MetricRule]] = {
 SOFT_RULES: Final[frozenset[str]] = frozenset({"right"})
 
 
-#: Every rule a candidate is judged by, in evaluation order, and whether it is request-wide.
-RULES: Final[tuple[tuple[str, bool], ...]] = (
-    ("eligibility", False),
-    ("suitability", False),
-    ("holdings", False),
-    ("channel", False),
-    ("consent", False),
-    ("quiet_hours", True),
-    ("contact_cap", True),
-    ("cooldown", False),
-    ("content", False),
-    ("right", False),
-)
+#: The rules judged once per request (:func:`request_outcomes`), not per candidate.
+REQUEST_WIDE_RULES: Final[frozenset[str]] = frozenset({"quiet_hours", "contact_cap"})
+#: Every rule a candidate is judged by, in evaluation order (the audit's ``RULE_ORDER``, which a test
+#: holds to :func:`evaluate_candidate`), and whether it is request-wide.
+RULES: Final[tuple[tuple[str, bool], ...]] = tuple((r, r in REQUEST_WIDE_RULES) for r in RULE_ORDER)
 
 
 @dataclass(frozen=True, slots=True)
