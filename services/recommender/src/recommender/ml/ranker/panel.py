@@ -402,9 +402,10 @@ def panel_from_bank(path: Path, months: int = 12, *, until: date | None = None) 
         path / "customers.parquet",
         columns=["customer_id", "gender", "region", "created_at", "birth_month", "birth_day", "age"],
     ).sort_values("customer_id", kind="stable")
+    stamps = [pd.Timestamp(datetime.combine(d, datetime.min.time(), UTC)) for d in dates]
     # Customers created since the last snapshot have no row yet (the ranker falls back for them).
-    last_stamp = pd.Timestamp(datetime.combine(dates[-1], datetime.min.time(), UTC))
-    customers = customers[pd.to_datetime(customers["created_at"], utc=True) < last_stamp]
+    created = pd.to_datetime(customers["created_at"], utc=True)
+    customers, created = customers[created < stamps[-1]], created[created < stamps[-1]]
     holdings = pd.read_parquet(path / "holdings.parquet", columns=["customer_id", "product_id", "opened_at"])
     events = pd.read_parquet(
         path / "events.parquet", columns=["customer_id", "event_type", "event_timestamp"]
@@ -412,8 +413,6 @@ def panel_from_bank(path: Path, months: int = 12, *, until: date | None = None) 
     ids, flags, info = _catalogue_info()
     cust = IdMap(customers["customer_id"].astype(str).tolist())
     codes = np.arange(1, len(cust) + 1, dtype=np.int64)
-    stamps = [pd.Timestamp(datetime.combine(d, datetime.min.time(), UTC)) for d in dates]
-    created = pd.to_datetime(customers["created_at"], utc=True)
     created_days = created.dt.tz_localize(None).to_numpy(dtype="datetime64[D]")
     birth_month = customers["birth_month"].to_numpy(dtype=np.int64)
     birth_day = customers["birth_day"].to_numpy(dtype=np.int64)
@@ -424,11 +423,12 @@ def panel_from_bank(path: Path, months: int = 12, *, until: date | None = None) 
     i_hold = cust.indices(holdings["customer_id"].astype(str).tolist())
     j_hold = IdMap(ids).indices(holdings["product_id"].astype(str).tolist())
     opened = pd.to_datetime(holdings["opened_at"], utc=True)
+    ours = (i_hold >= 0) & (j_hold >= 0)  # a panel customer's holding of a catalogue product
     frames: list[pd.DataFrame] = []
     for stamp, day in zip(stamps, dates, strict=True):
         present = (created < stamp).to_numpy()
         held = np.zeros((len(cust), len(ids)), dtype=np.int8)
-        known = (opened < stamp).to_numpy() & (i_hold >= 0) & (j_hold >= 0)
+        known = (opened < stamp).to_numpy() & ours
         held[i_hold[known], j_hold[known]] = 1
         rows = np.flatnonzero(present)
         birthday_ahead = (day.month < birth_month) | ((day.month == birth_month) & (day.day < birth_day))
