@@ -58,7 +58,8 @@ import demo  # noqa: E402  (scripts/demo.py: environment, prepare, start, stop, 
 from outbound_bench import isolate  # noqa: E402  (own ports and Feast repository)
 
 MAX_DAYS = 14
-#: Per comparison (``--compare``): the treatment arm, the arms' labels, the report's name and title.
+#: Per comparison (``--compare``): the treatment arm, the arms' labels, the report's name (also the
+#: default stack folder under var/), title and make target.
 COMPARISONS: dict[str, dict[str, Any]] = {
     "cf": {
         "treatment": "cf",
@@ -260,7 +261,7 @@ def main() -> int:
         parser.error(f"--days must be 1..{MAX_DAYS} (the activity features' TTL after as-of)")
     args.sim_seed = args.seed if args.sim_seed is None else args.sim_seed
     if args.var is None:
-        args.var = ROOT / "var" / ("experiments" if args.compare == "cf" else f"experiments-{args.compare}")
+        args.var = ROOT / "var" / COMPARISONS[args.compare]["report"]
     var = args.var if args.var.is_absolute() else ROOT / args.var
     out = args.out if args.out.is_absolute() else ROOT / args.out
     saved = var / "simulation.json"
