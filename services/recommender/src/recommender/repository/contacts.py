@@ -20,10 +20,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Protocol
+from typing import Any, Final, Protocol
 
 from qianmian_core.db import UTCDateTime, dialect_insert, insert_ignoring_conflicts
-from sqlalchemy import bindparam, func, insert, literal, select, union_all, update
+from sqlalchemy import CompoundSelect, Select, bindparam, func, insert, literal, select, union_all, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from recommender.models import CONTACT_KINDS, ContactCounter, ContactEvent, Cooldown
@@ -104,6 +105,69 @@ class ContactWindow:
     decisions: list[tuple[str, datetime]]
     cooldowns: dict[str, datetime]
     shown: dict[str, datetime] = field(default_factory=dict)
+
+
+def _windows_statement(with_cooldowns: bool) -> CompoundSelect:
+    """The query behind :meth:`ContactRepository.contact_windows`, built once: it runs in every group
+    commit of the decision path, where building and cache-keying a fresh statement cost ~1 ms, 30 times
+    what SQLite takes to answer it. Parameters ``ids`` (expanding), ``since`` and ``at``."""
+    ids = bindparam("ids", expanding=True)
+    since = bindparam("since", type_=UTCDateTime())
+    decisions = select(
+        ContactEvent.customer_id,
+        literal("decision").label("part"),
+        ContactEvent.channel.label("key"),
+        ContactEvent.at.label("at"),
+    ).where(ContactEvent.customer_id.in_(ids), ContactEvent.kind == "decision", ContactEvent.at > since)
+    shown = (
+        select(
+            ContactEvent.customer_id,
+            literal("shown"),
+            ContactEvent.product_id,
+            func.max(ContactEvent.at),
+        )
+        .where(
+            ContactEvent.customer_id.in_(ids),
+            ContactEvent.kind == "impression",
+            ContactEvent.at > since,
+            ContactEvent.product_id.is_not(None),
+        )
+        .group_by(ContactEvent.customer_id, ContactEvent.product_id)
+    )
+    parts: list[Select[Any]] = [decisions, shown]
+    if with_cooldowns:
+        at = bindparam("at", type_=UTCDateTime())
+        parts.append(
+            select(Cooldown.customer_id, literal("cooldown"), Cooldown.product_id, Cooldown.until).where(
+                Cooldown.customer_id.in_(ids), Cooldown.until > at
+            )
+        )
+    return union_all(*parts)
+
+
+_WINDOWS: Final = _windows_statement(with_cooldowns=False)
+_WINDOWS_AND_COOLDOWNS: Final = _windows_statement(with_cooldowns=True)
+#: Lock a batch's counter rows in customer id order (parameter ``ids``, expanding).
+_LOCK_COUNTERS: Final = (
+    select(ContactCounter.customer_id)
+    .where(ContactCounter.customer_id.in_(bindparam("ids", expanding=True)))
+    .order_by(ContactCounter.customer_id)
+    .with_for_update()
+)
+#: Add a batch's granted slots to their counters (executemany).
+_COUNT_TAKEN: Final = (
+    update(ContactCounter)
+    .where(ContactCounter.customer_id == bindparam("b_customer_id"))
+    .values(
+        contacts=ContactCounter.contacts + bindparam("b_taken"),
+        last_contact_at=bindparam("b_at", type_=UTCDateTime()),
+    )
+)
+#: ``INSERT … ON CONFLICT DO NOTHING`` of counter rows, per dialect.
+_CREATE_COUNTERS: Final = {
+    "postgresql": postgresql.insert(ContactCounter).on_conflict_do_nothing(index_elements=["customer_id"]),
+    "sqlite": sqlite.insert(ContactCounter).on_conflict_do_nothing(index_elements=["customer_id"]),
+}
 
 
 class ContactRepository:
@@ -209,18 +273,11 @@ class ContactRepository:
         if not slots:
             return [], {}
         ids = sorted({slot.customer_id for slot in slots})
-        create = dialect_insert(self.session, ContactCounter).on_conflict_do_nothing(
-            index_elements=["customer_id"]
-        )
+        create = _CREATE_COUNTERS[self.session.get_bind().dialect.name]
         self.session.execute(
             create, [{"customer_id": c, "contacts": 0, "last_contact_at": None} for c in ids]
         )
-        self.session.execute(
-            select(ContactCounter.customer_id)
-            .where(ContactCounter.customer_id.in_(ids))
-            .order_by(ContactCounter.customer_id)
-            .with_for_update()
-        ).all()
+        self.session.execute(_LOCK_COUNTERS, {"ids": ids}).all()
         earliest = min(slot.at for slot in slots)
         windows_needed = [cap.window for slot_caps in caps for cap in slot_caps]
         since = earliest - max(windows_needed, default=timedelta(0))
@@ -257,12 +314,7 @@ class ContactRepository:
         if events:
             self.session.execute(insert(ContactEvent), events)
             self.session.connection().execute(
-                update(ContactCounter)
-                .where(ContactCounter.customer_id == bindparam("b_customer_id"))
-                .values(
-                    contacts=ContactCounter.contacts + bindparam("b_taken"),
-                    last_contact_at=bindparam("b_at", type_=UTCDateTime()),
-                ),
+                _COUNT_TAKEN,
                 [{"b_customer_id": c, "b_taken": n, "b_at": at} for c, (n, at) in taken.items()],
             )
         return out, windows
@@ -279,36 +331,11 @@ class ContactRepository:
         out = {cid: ContactWindow([], {}) for cid in customer_ids}
         if not customer_ids:
             return out
-        ids = list(out)
-        query = select(
-            ContactEvent.customer_id,
-            literal("decision").label("part"),
-            ContactEvent.channel.label("key"),
-            ContactEvent.at.label("at"),
-        ).where(ContactEvent.customer_id.in_(ids), ContactEvent.kind == "decision", ContactEvent.at > since)
-        shown = (
-            select(
-                ContactEvent.customer_id,
-                literal("shown"),
-                ContactEvent.product_id,
-                func.max(ContactEvent.at),
-            )
-            .where(
-                ContactEvent.customer_id.in_(ids),
-                ContactEvent.kind == "impression",
-                ContactEvent.at > since,
-                ContactEvent.product_id.is_not(None),
-            )
-            .group_by(ContactEvent.customer_id, ContactEvent.product_id)
-        )
-        parts = [query, shown]
+        params: dict[str, object] = {"ids": list(out), "since": since}
         if at is not None:
-            parts.append(
-                select(Cooldown.customer_id, literal("cooldown"), Cooldown.product_id, Cooldown.until).where(
-                    Cooldown.customer_id.in_(ids), Cooldown.until > at
-                )
-            )
-        rows = self.session.execute(union_all(*parts)).all()
+            params["at"] = at
+        statement = _WINDOWS_AND_COOLDOWNS if at is not None else _WINDOWS
+        rows = self.session.execute(statement, params).all()
         for customer_id, part, key, when in rows:
             window = out[str(customer_id)]
             if part == "decision":
