@@ -443,6 +443,21 @@ def report(
     ]
     lines += ["", "| target | measured | |", "|---|---|:---:|"]
     lines += [f"| {name} | {value} | {verdict(ok)} |" for name, value, ok in targets]
+    warmed = [m for m in runs if m.warm is not None]
+    if warmed:
+        lines += [
+            "",
+            "First decisions: each recommender variant was warmed with one decision per customer (32 "
+            "connections, every customer new to the server: profile fetched over HTTP, features and the "
+            "ranker's inputs read from Feast, the contact window read from the database): "
+            + "; ".join(
+                f"{m.variant} {m.warm['rps']:,.0f} req/s, p50 {m.warm['p50_ms']:.0f} ms, "
+                f"p99 {m.warm['p99_ms']:.0f} ms"
+                for m in warmed
+            )
+            + ". The targets are measured on warm customers; these show what a customer's first "
+            "decision of the day costs.",
+        ]
     if "floor (end)" in by:
         first, end = by["floor"], by["floor (end)"]
         lines += [
