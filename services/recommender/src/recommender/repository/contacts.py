@@ -20,10 +20,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, Final, Protocol
+from typing import Final, Protocol
 
 from qianmian_core.db import UTCDateTime, dialect_insert, insert_ignoring_conflicts
-from sqlalchemy import CompoundSelect, Select, bindparam, func, insert, literal, select, union_all, update
+from sqlalchemy import BindParameter, Executable, bindparam, func, insert, literal, select, union_all, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -107,11 +107,11 @@ class ContactWindow:
     shown: dict[str, datetime] = field(default_factory=dict)
 
 
-def _windows_statement(with_cooldowns: bool) -> CompoundSelect:
+def _windows_statement(with_cooldowns: bool) -> Executable:
     """The query behind :meth:`ContactRepository.contact_windows`, built once: it runs in every group
     commit of the decision path, where building and cache-keying a fresh statement cost ~1 ms, 30 times
     what SQLite takes to answer it. Parameters ``ids`` (expanding), ``since`` and ``at``."""
-    ids = bindparam("ids", expanding=True)
+    ids: BindParameter[list[str]] = bindparam("ids", expanding=True)
     since = bindparam("since", type_=UTCDateTime())
     decisions = select(
         ContactEvent.customer_id,
@@ -134,15 +134,13 @@ def _windows_statement(with_cooldowns: bool) -> CompoundSelect:
         )
         .group_by(ContactEvent.customer_id, ContactEvent.product_id)
     )
-    parts: list[Select[Any]] = [decisions, shown]
-    if with_cooldowns:
-        at = bindparam("at", type_=UTCDateTime())
-        parts.append(
-            select(Cooldown.customer_id, literal("cooldown"), Cooldown.product_id, Cooldown.until).where(
-                Cooldown.customer_id.in_(ids), Cooldown.until > at
-            )
-        )
-    return union_all(*parts)
+    if not with_cooldowns:
+        return union_all(decisions, shown)
+    at = bindparam("at", type_=UTCDateTime())
+    cooldowns = select(Cooldown.customer_id, literal("cooldown"), Cooldown.product_id, Cooldown.until).where(
+        Cooldown.customer_id.in_(ids), Cooldown.until > at
+    )
+    return union_all(decisions, shown, cooldowns)
 
 
 _WINDOWS: Final = _windows_statement(with_cooldowns=False)
