@@ -233,3 +233,32 @@ def test_a_customers_candidates_are_made_once_until_an_input_changes(
     newer = generator.generate(signals, CATALOGUE_SNAPSHOT, mode=Mode.PERSONALISED, at=AT)
     assert newer is not first
     assert newer.model_version == holder2.require().manifest.version
+
+
+def test_a_catalogue_snapshots_sale_set_is_kept_per_window_epoch(popularity: SegmentPopularity) -> None:
+    """For a hub-cache snapshot (a read-only mapping) the products on sale are worked out once per
+    epoch of its sale windows, and the non-personalised candidates once per sale set: at every moment
+    they equal what the catalogue says, start inclusive and end exclusive."""
+    base = dict(CATALOGUE_SNAPSHOT)
+    starting, ending = sorted(base)[:2]
+    base[starting] = replace(base[starting], sale_start=AT + timedelta(hours=1))
+    base[ending] = replace(base[ending], sale_end=AT + timedelta(hours=2))
+    snapshot = MappingProxyType(base)
+    generator = CandidateGenerator(None, popularity)
+    seen = {}
+    for minutes in (0, 30, 59, 60, 61, 119, 120, 121, 600):
+        at = AT + timedelta(minutes=minutes)
+        expected = {pid for pid, p in base.items() if p.on_sale(at)}
+        made = generator.generate(CustomerSignals("C1"), snapshot, mode=Mode.NON_PERSONALISED, at=at)
+        assert {c.product_id for c in made.candidates} == expected
+        assert made.candidates == non_personalised_candidates(base, popularity.overall, at=at)
+        personal = generator.generate(
+            CustomerSignals("C1", moment="deposit_maturing"), snapshot, mode=Mode.PERSONALISED, at=at
+        )
+        assert {c.product_id for c in personal.candidates} <= expected
+        seen.setdefault(frozenset(expected), made)
+        assert made is seen[frozenset(expected)]  # one set per epoch, shared by every customer
+    assert (starting in {c.product_id for c in seen[max(seen, key=len)].candidates}) is True
+    assert len(seen) == 3  # before the start, between start and end, after the end
+    other = generator.generate(CustomerSignals("C2"), snapshot, mode=Mode.NON_PERSONALISED, at=AT)
+    assert other is seen[frozenset(p for p in base if base[p].on_sale(AT))]

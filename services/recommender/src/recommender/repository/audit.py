@@ -27,6 +27,7 @@ from qianmian_core.memo import IdentityMemo
 from sqlalchemy import Table, func, insert, select
 from sqlalchemy.orm import Session
 
+from recommender.bounds import WARM_ENTRIES
 from recommender.models import Decision
 
 #: Version of the JSON layout of the record's parts; replay refuses versions it does not know.
@@ -138,7 +139,7 @@ class AuditRecord:
 
 
 #: Encoded record parts that many records share, per owner object (see :func:`shared_part`).
-_SHARED_PARTS: IdentityMemo[orjson.Fragment] = IdentityMemo(20_000)
+_SHARED_PARTS: IdentityMemo[orjson.Fragment] = IdentityMemo(2 * WARM_ENTRIES)
 
 
 def shared_part(owner: object, make: Callable[[], Any]) -> orjson.Fragment:

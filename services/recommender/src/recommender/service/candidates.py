@@ -38,6 +38,7 @@ app_login              none                                       —
 from __future__ import annotations
 
 import math
+from bisect import bisect_right
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -50,6 +51,7 @@ from qianmian_core.logging import get_logger
 from qianmian_core.memo import IdentityMemo
 from qianmian_rules import MomentType
 
+from recommender.bounds import WARM_ENTRIES
 from recommender.ml.models.popularity import SegmentPopularityRecommender
 from recommender.ml.registry import LoadedModel
 from recommender.service.holder import ModelHolder, PinnedModel
@@ -258,8 +260,40 @@ class _Merge:
         return tuple(made)
 
 
-def _on_sale(catalogue: Mapping[str, CatalogueProduct], at: datetime) -> dict[str, CatalogueProduct]:
-    return {pid: p for pid, p in catalogue.items() if p.on_sale(at)}
+#: A catalogue snapshot's sale-window boundaries, and its products on sale per epoch (see _sale).
+_SALE_BOUNDS: IdentityMemo[tuple[datetime, ...]] = IdentityMemo(16)
+_ON_SALE: IdentityMemo[tuple[Mapping[str, CatalogueProduct], tuple[str, ...]]] = IdentityMemo(256)
+
+
+def _sale(
+    catalogue: Mapping[str, CatalogueProduct], at: datetime
+) -> tuple[Mapping[str, CatalogueProduct], tuple[str, ...]]:
+    """The products on sale at ``at`` (sale window, quota) by id, and their ids in catalogue order.
+
+    For a catalogue snapshot (the hub cache's read-only mapping) both are made once per epoch: how
+    many of the snapshot's window boundaries (every ``sale_start`` and ``sale_end``) are at or before
+    ``at``. Two moments with the same epoch find every product in or out of its window alike, and the
+    quota and sold count are the snapshot's, so the answer is the same.
+    """
+    if not isinstance(catalogue, MappingProxyType):  # a caller's own dict may change: no memo
+        products = {pid: p for pid, p in catalogue.items() if p.on_sale(at)}
+        return products, tuple(products)
+    bounds = _SALE_BOUNDS.get((catalogue,))
+    if bounds is None:
+        found = {b for p in catalogue.values() for b in (p.sale_start, p.sale_end) if b is not None}
+        bounds = tuple(sorted(found))
+        _SALE_BOUNDS.put((catalogue,), None, bounds)
+    epoch = bisect_right(bounds, at)
+    kept = _ON_SALE.get((catalogue,), epoch)
+    if kept is None:
+        on_sale = MappingProxyType({pid: p for pid, p in catalogue.items() if p.on_sale(at)})
+        kept = (on_sale, tuple(on_sale))
+        _ON_SALE.put((catalogue,), epoch, kept)
+    return kept
+
+
+def _on_sale(catalogue: Mapping[str, CatalogueProduct], at: datetime) -> Mapping[str, CatalogueProduct]:
+    return _sale(catalogue, at)[0]
 
 
 def _scaled(pairs: Sequence[tuple[str, float]]) -> list[tuple[str, float]]:
@@ -323,8 +357,8 @@ def non_personalised_candidates(
 
 #: Customers whose CF top-k a generator keeps (about 2 KB each).
 CF_CACHE_MAX_CUSTOMERS: Final = 100_000
-#: Customers whose candidate set a generator keeps (~9 KB each: ~90 MB at the bound), oldest first out.
-CANDIDATE_MEMO_MAX: Final = 10_000
+#: Customers whose candidate set a generator keeps (~9 KB each: ~180 MB at the bound), oldest first out.
+CANDIDATE_MEMO_MAX: Final = WARM_ENTRIES
 
 CfKey = tuple[str, tuple[str, ...]]
 
@@ -388,7 +422,6 @@ class CandidateGenerator:
         #: Candidates per (catalogue snapshot, served model) and (signals, mode, products on sale):
         #: generation is a pure function of these.
         self._memo: IdentityMemo[CandidateSet] = IdentityMemo(CANDIDATE_MEMO_MAX)
-        self._sale_sets: dict[tuple[str, ...], tuple[str, ...]] = {}
 
     def generate(
         self,
@@ -403,17 +436,24 @@ class CandidateGenerator:
 
         ``cf``: the customer's CF top-k from :meth:`cf_batch` (batch mode), instead of a model call.
         """
+        products, on_sale = _sale(catalogue, at)
         if mode is Mode.NON_PERSONALISED:
-            return CandidateSet(non_personalised_candidates(catalogue, self.popularity.overall, at=at), None)
-        products = _on_sale(catalogue, at)
+            # The same for every customer: made once per catalogue snapshot, popularity and sale set.
+            overall = self.popularity.overall
+            snapshot = isinstance(catalogue, MappingProxyType)  # a caller's own dict may change
+            kept = self._memo.get((catalogue, overall), on_sale) if snapshot else None
+            if kept is None:
+                kept = CandidateSet(non_personalised_candidates(catalogue, overall, at=at), None)
+                if snapshot:
+                    self._memo.put((catalogue, overall), on_sale, kept)
+            return kept
         loaded = self.holder.current if self.holder is not None else None
         # A customer's candidates are made once while nothing they depend on changes: the customer's
         # signals, the mode, the products on sale (the only way time enters), the catalogue snapshot
         # and the model. Batch mode (``cf``) brings its own scores and is not kept.
         key = None
         if cf is None:
-            on_sale = tuple(products)
-            key = (customer, mode, self._sale_sets.setdefault(on_sale, on_sale))  # one tuple per sale set
+            key = (customer, mode, on_sale)
             kept = self._memo.get((catalogue, loaded), key)
             if kept is not None:
                 return kept

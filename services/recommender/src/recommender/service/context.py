@@ -44,6 +44,7 @@ from qianmian_core.logging import get_logger
 from qianmian_core.memo import IdentityMemo
 from qianmian_features.freshness import FeatureValue, check_freshness, view_of
 
+from recommender.bounds import WARM_ENTRIES
 from recommender.service.profile import ProfileSource, ProfileUnavailableError, ProfileView
 from recommender.service.tasks import cancel
 
@@ -187,8 +188,8 @@ def snapshot_features(
 
 _NO_TTL: Final = timedelta(0)
 #: Feature snapshots of cached reads per freshness epoch, and the reads' staleness boundaries.
-_SNAPSHOTS: IdentityMemo[FeatureSnapshot] = IdentityMemo(10_000)
-_STALE_AFTER: IdentityMemo[tuple[datetime, ...]] = IdentityMemo(10_000)
+_SNAPSHOTS: IdentityMemo[FeatureSnapshot] = IdentityMemo(WARM_ENTRIES)
+_STALE_AFTER: IdentityMemo[tuple[datetime, ...]] = IdentityMemo(WARM_ENTRIES)
 
 
 def _freshness_epoch(

@@ -42,6 +42,7 @@ from qianmian_rules.placeholders import customer_values, fill, product_values
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
+from recommender.bounds import WARM_ENTRIES
 from recommender.experiments.definition import ArmChanges
 from recommender.ml.data import serving_feature_tokens
 from recommender.repository.audit import AuditRecord, AuditRepository, shared_part
@@ -114,7 +115,7 @@ DECISION_RETRIES: Final = Counter(
 #: How many times a decision is made before giving up on a customer whose cool-downs keep changing.
 MAX_ATTEMPTS: Final = 3
 #: Candidate sets whose offer parts are kept (a warm customer's set per channel and moment).
-PARTS_MEMO_MAX: Final = 10_000
+PARTS_MEMO_MAX: Final = WARM_ENTRIES
 
 #: A moment from the customer's activity features triggers rules for this long after it happened.
 DEFAULT_MOMENT_WINDOW: Final = timedelta(days=7)
@@ -184,7 +185,7 @@ def render_variant(
 
 
 #: A feature snapshot's model tokens (a cached read's snapshot serves many decisions).
-_TOKENS: IdentityMemo[tuple[str, ...]] = IdentityMemo(10_000)
+_TOKENS: IdentityMemo[tuple[str, ...]] = IdentityMemo(WARM_ENTRIES)
 
 
 def feature_tokens(features: FeatureSnapshot, *, keep: bool = False) -> tuple[str, ...]:

@@ -11,6 +11,7 @@ from typing import Final, get_args
 from prometheus_client import Counter
 from qianmian_core.memo import IdentityMemo
 
+from recommender.bounds import WARM_ENTRIES
 from recommender.models import FEEDBACK_EVENTS, GRANT_STATUSES
 from recommender.service.policies import RULE_METRIC, MetricRule, PolicyResult
 
@@ -66,7 +67,7 @@ def policy_blocks(result: PolicyResult) -> Tally[MetricRule]:
 #: Each rule's child series, bound once (``labels`` looks the label value up on every call).
 _POLICY_BLOCKS_BY_RULE: Final = {rule: POLICY_BLOCKS.labels(rule=rule) for rule in METRIC_RULES}
 #: A kept policy result's blocks (the memo shares results across a customer's decisions).
-_BLOCKS: IdentityMemo[Tally[MetricRule]] = IdentityMemo(10_000)
+_BLOCKS: IdentityMemo[Tally[MetricRule]] = IdentityMemo(WARM_ENTRIES)
 
 
 def record_policy_blocks(result: PolicyResult) -> Tally[MetricRule]:

@@ -23,6 +23,7 @@ import orjson
 from qianmian_core.memo import IdentityMemo
 from qianmian_rules import CustomerFacts, EligibilityRules
 
+from recommender.bounds import WARM_ENTRIES
 from recommender.service.arbitration import (
     ArbitrationCandidate,
     ArbitrationConfig,
@@ -98,11 +99,11 @@ def policy_input(product: CatalogueProduct, parts: OfferParts) -> CandidateProdu
 
 
 #: Verdicts per customer (facts), candidate views and the other inputs of the rules.
-_POLICIES = PolicyMemo(10_000)
+_POLICIES = PolicyMemo(WARM_ENTRIES)
 #: The candidates' policy views per (candidates, offer parts, catalogue) of a warm customer.
-_INPUTS: IdentityMemo[tuple[CandidateProduct, ...]] = IdentityMemo(10_000)
+_INPUTS: IdentityMemo[tuple[CandidateProduct, ...]] = IdentityMemo(WARM_ENTRIES)
 #: The audit's candidate entries, encoded, per (candidates, verdicts, parts) and arbitration's drops.
-_AUDIT_CANDIDATES: IdentityMemo[orjson.Fragment] = IdentityMemo(10_000)
+_AUDIT_CANDIDATES: IdentityMemo[orjson.Fragment] = IdentityMemo(WARM_ENTRIES)
 
 
 @dataclass(frozen=True, slots=True)

@@ -38,6 +38,7 @@ from qianmian_core.logging import get_logger
 from qianmian_core.memo import IdentityMemo, evict_oldest
 from qianmian_features.freshness import FeatureValue, view_of
 
+from recommender.bounds import WARM_ENTRIES
 from recommender.ml.ranker.serving import (
     RankerInputs,
     ServingRanker,
@@ -57,8 +58,8 @@ RANKER_REASON: Final = "ranker_next_product"
 _HOLDINGS_VIEW: Final = "ranker_holdings"
 #: Customer entries kept (about 3 KB each with their scores).
 CACHE_MAX_CUSTOMERS: Final = 50_000
-#: Rescored candidate sets kept (~12 KB each with the audit entry: ~120 MB at the bound).
-APPLIED_MAX: Final = 10_000
+#: Rescored candidate sets kept (~12 KB each with the audit entry: ~240 MB at the bound).
+APPLIED_MAX: Final = WARM_ENTRIES
 
 RANKER_FALLBACKS = Counter(
     "qianmian_ranker_fallbacks_total",
