@@ -9,9 +9,11 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import APIRouter, FastAPI
+from fastapi.routing import APIRoute
 from starlette.responses import Response
 
 from qianmian_core.auth import TokenRegistry
+from qianmian_core.direct import DirectRoutes
 from qianmian_core.errors import install_error_handlers
 from qianmian_core.health import ReadinessCheck, health_router
 from qianmian_core.logging import get_logger
@@ -59,8 +61,12 @@ def create_service_app(
     state: dict[str, Any] | None = None,
     async_cleanups: Sequence[Callable[[], Awaitable[None]]] = (),
     async_startups: Sequence[Callable[[], Awaitable[None]]] = (),
+    direct_routes: Sequence[APIRoute] = (),
 ) -> FastAPI:
     """A FastAPI app with error mapping, metrics, probes and auth wired in.
+
+    ``direct_routes``: hot routes of ``routers`` answered without walking the router
+    (:class:`~qianmian_core.direct.DirectRoutes`; each must take its inputs itself).
 
     ``async_cleanups`` run at shutdown before ``on_shutdown`` (e.g. closing an ``httpx.AsyncClient``);
     ``async_startups`` run at start-up after ``on_startup`` (e.g. starting a background task).
@@ -94,6 +100,8 @@ def create_service_app(
     for key, value in (state or {}).items():
         setattr(app.state, key, value)
     install_error_handlers(app)
+    if direct_routes:  # added first: inside the metrics middleware, which labels and times them too
+        app.add_middleware(DirectRoutes, routes=list(direct_routes))
     app.add_middleware(MetricsMiddleware, service=service)
     app.include_router(health_router())
 

@@ -18,7 +18,7 @@ from qianmian_core.logging import get_logger
 from qianmian_core.settings import load_settings
 
 import recommender
-from recommender.api import ROUTERS
+from recommender.api import DIRECT_ROUTES, ROUTERS
 from recommender.database import open_database
 from recommender.ml.registry import ModelRegistry
 from recommender.repository.snapshots import SnapshotRepository
@@ -233,6 +233,7 @@ def create_app(
         description=DESCRIPTION,
         tokens=tokens,
         routers=ROUTERS,
+        direct_routes=DIRECT_ROUTES,
         readiness_checks=[ReadinessCheck("model", model_ready)],
         on_startup=start,
         on_shutdown=database.dispose,

@@ -215,6 +215,8 @@ router.add_api_route(
     responses=ERROR_RESPONSES,
     route_class_override=DecisionRoute,
 )
+#: ``POST /v1/decisions``, answered without walking the router (``create_service_app(direct_routes=…)``).
+DECISION_ROUTE: DecisionRoute = next(r for r in router.routes if isinstance(r, DecisionRoute))
 
 
 @router.get(
