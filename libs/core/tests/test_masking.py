@@ -1,6 +1,7 @@
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from qianmian_core import masking
 from qianmian_core.masking import (
     contains_identifier,
     mask_card_number,
@@ -65,6 +66,20 @@ json_values = st.recursive(
 @given(json_values)
 def test_contains_identifier_agrees_with_mask_value(value: object) -> None:
     assert contains_identifier(value) == (mask_value(value) != value)
+
+
+def test_contains_identifier_remembers_clean_texts_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Clean texts are remembered (a bounded set, emptied when full); a text with an identifier is
+    found every time, however often the clean ones around it were seen."""
+    monkeypatch.setattr(masking, "_CLEAN", {})
+    monkeypatch.setattr(masking, "_CLEAN_MAX", 3)
+    record = {"id": "C000000042", "codes": ["cf_similar_customers", "model 20261124T080050809024Z"]}
+    for _ in range(3):
+        assert not contains_identifier(record)
+        assert contains_identifier({**record, "note": "call 13912345678"})
+        assert contains_identifier(["6222 0212 3456 7890", *record["codes"]])
+    assert len(masking._CLEAN) <= 3
+    assert "call 13912345678" not in masking._CLEAN
 
 
 def test_mask_name() -> None:

@@ -77,6 +77,12 @@ def _masks(text: str) -> bool:
     return mask_text(text) != text
 
 
+#: Texts already found to hold no identifier (a record's product ids, codes, names and content
+#: recur in record after record: a lookup instead of a regex search). Emptied when full.
+_CLEAN: dict[str, None] = {}
+_CLEAN_MAX = 100_000
+
+
 def contains_identifier(value: Any) -> bool:
     """Whether :func:`mask_value` would change ``value``: a string inside it holds an identifier.
 
@@ -84,15 +90,20 @@ def contains_identifier(value: Any) -> bool:
     pays for :func:`mask_value`'s rebuild only when something must be masked.
     """
     stack = [value]
-    pop, extend, search = stack.pop, stack.extend, _ANY_RE.search
+    pop, extend, search, clean = stack.pop, stack.extend, _ANY_RE.search, _CLEAN
     while stack:
         item = pop()
         kind = type(item)
-        if kind in _LEAVES:
-            continue
         if kind is str:
+            if item in clean:
+                continue
             if search(item) is not None and _masks(item):
                 return True
+            if len(clean) >= _CLEAN_MAX:
+                clean.clear()
+            clean[item] = None
+        elif kind in _LEAVES:
+            continue
         elif kind is dict:
             extend(item.values())
         elif kind is list or kind is tuple:

@@ -35,6 +35,7 @@ from recommender.service.explain import explain
 from recommender.service.hub_cache import CatalogueProduct, policy_view
 from recommender.service.policies import (
     CandidateProduct,
+    CandidateVerdict,
     ContactPolicy,
     ContactRecord,
     ContactState,
@@ -143,7 +144,7 @@ def rank(
         degraded=degraded,
     )
     personalised = mode is not Mode.NON_PERSONALISED
-    by_id = {c.product_id: c for c in candidates}
+    by_id = _by_id(candidates)
     ranked = arbitrate(
         [
             ArbitrationCandidate(
@@ -170,6 +171,30 @@ def rank(
     return PipelineOutcome(result, ranked, tuple(dict.fromkeys(codes)))
 
 
+#: A kept policy result's verdicts by product id, and a kept candidate tuple's candidates by id.
+_VERDICTS: IdentityMemo[Mapping[str, CandidateVerdict]] = IdentityMemo(WARM_ENTRIES)
+_CANDIDATES_BY_ID: IdentityMemo[Mapping[str, Candidate]] = IdentityMemo(WARM_ENTRIES)
+
+
+def verdicts_by_id(policies: PolicyResult) -> Mapping[str, CandidateVerdict]:
+    """The verdicts by product id, once per policy result (the policy memo shares results)."""
+    kept = _VERDICTS.get((policies,))
+    if kept is None:
+        kept = MappingProxyType({v.product.product_id: v for v in policies.verdicts})
+        _VERDICTS.put((policies,), None, kept)
+    return kept
+
+
+def _by_id(candidates: Sequence[Candidate]) -> Mapping[str, Candidate]:
+    if not isinstance(candidates, tuple):  # only a tuple is known not to change
+        return {c.product_id: c for c in candidates}
+    kept = _CANDIDATES_BY_ID.get((candidates,))
+    if kept is None:
+        kept = MappingProxyType({c.product_id: c for c in candidates})
+        _CANDIDATES_BY_ID.put((candidates,), None, kept)
+    return kept
+
+
 def bundles(
     outcome: PipelineOutcome,
     candidates: Sequence[Candidate],
@@ -179,8 +204,8 @@ def bundles(
     personalised: bool,
 ) -> list[dict[str, Any]]:
     """The response's bundles, best first."""
-    by_id = {c.product_id: c for c in candidates}
-    verdicts = {v.product.product_id: v for v in outcome.policies.verdicts}
+    by_id = _by_id(candidates)
+    verdicts = verdicts_by_id(outcome.policies)
     out = []
     for offer in outcome.arbitration.ranked:
         candidate = by_id[offer.product_id]
@@ -229,7 +254,7 @@ def audit_candidates(
     key = tuple(dropped.items())
     encoded = _AUDIT_CANDIDATES.get(objects, key)
     if encoded is None:
-        verdicts = {v.product.product_id: v for v in outcome.policies.verdicts}
+        verdicts = verdicts_by_id(outcome.policies)
         entries = []
         for c in candidates:
             # The candidate, its verdict as stored (CandidateVerdict.stored_json) and its inputs.
