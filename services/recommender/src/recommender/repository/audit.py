@@ -68,6 +68,7 @@ def expand_verdict(stored: Mapping[str, object]) -> dict[str, object]:
 
 #: The ``decisions`` table (Core inserts).
 _DECISIONS: Final[Table] = Decision.__table__  # type: ignore[assignment]
+_INSERT_DECISIONS: Final = insert(_DECISIONS)
 
 
 class NotPseudonymousError(ValueError):
@@ -210,7 +211,7 @@ class AuditRepository:
         if records:
             # Core's executemany (the table, not the mapped class): the ORM's bulk path cost as much
             # again as the insert itself.
-            self.session.execute(insert(_DECISIONS), [r.stored_row() for r in records])
+            self.session.connection().execute(_INSERT_DECISIONS, [r.stored_row() for r in records])
 
     def get(self, decision_id: str) -> AuditRecord | None:
         """The stored record of one decision, or None."""

@@ -23,7 +23,18 @@ from datetime import UTC, datetime, timedelta
 from typing import Final, Protocol
 
 from qianmian_core.db import UTCDateTime, dialect_insert, insert_ignoring_conflicts
-from sqlalchemy import BindParameter, Executable, bindparam, func, insert, literal, select, union_all, update
+from sqlalchemy import (
+    BindParameter,
+    Executable,
+    Table,
+    bindparam,
+    func,
+    insert,
+    literal,
+    select,
+    union_all,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -145,6 +156,9 @@ def _windows_statement(with_cooldowns: bool) -> Executable:
 
 _WINDOWS: Final = _windows_statement(with_cooldowns=False)
 _WINDOWS_AND_COOLDOWNS: Final = _windows_statement(with_cooldowns=True)
+#: Record a batch's granted slots (Core executemany on the table).
+_EVENTS: Final[Table] = ContactEvent.__table__  # type: ignore[assignment]
+_INSERT_EVENTS: Final = insert(_EVENTS)
 #: Lock a batch's counter rows in customer id order (parameter ``ids``, expanding).
 _LOCK_COUNTERS: Final = (
     select(ContactCounter.customer_id)
@@ -271,11 +285,12 @@ class ContactRepository:
         if not slots:
             return [], {}
         ids = sorted({slot.customer_id for slot in slots})
-        create = _CREATE_COUNTERS[self.session.get_bind().dialect.name]
-        self.session.execute(
-            create, [{"customer_id": c, "contacts": 0, "last_contact_at": None} for c in ids]
-        )
-        self.session.execute(_LOCK_COUNTERS, {"ids": ids}).all()
+        # Core statements on the session's connection (its transaction): the ORM session's execute
+        # adds its own layer per statement, the group commit's cost per batch.
+        connection = self.session.connection()
+        create = _CREATE_COUNTERS[connection.dialect.name]
+        connection.execute(create, [{"customer_id": c, "contacts": 0, "last_contact_at": None} for c in ids])
+        connection.execute(_LOCK_COUNTERS, {"ids": ids}).all()
         earliest = min(slot.at for slot in slots)
         windows_needed = [cap.window for slot_caps in caps for cap in slot_caps]
         since = earliest - max(windows_needed, default=timedelta(0))
@@ -310,8 +325,8 @@ class ContactRepository:
             taken[slot.customer_id] = (taken.get(slot.customer_id, (0, slot.at))[0] + 1, slot.at)
             out.append(Reservation(granted=True, blocked_by=(), counts=counts))
         if events:
-            self.session.execute(insert(ContactEvent), events)
-            self.session.connection().execute(
+            connection.execute(_INSERT_EVENTS, events)
+            connection.execute(
                 _COUNT_TAKEN,
                 [{"b_customer_id": c, "b_taken": n, "b_at": at} for c, (n, at) in taken.items()],
             )
@@ -333,7 +348,7 @@ class ContactRepository:
         if at is not None:
             params["at"] = at
         statement = _WINDOWS_AND_COOLDOWNS if at is not None else _WINDOWS
-        rows = self.session.execute(statement, params).all()
+        rows = self.session.connection().execute(statement, params).all()
         for customer_id, part, key, when in rows:
             window = out[str(customer_id)]
             if part == "decision":
