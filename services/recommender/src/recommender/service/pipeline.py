@@ -13,6 +13,7 @@ per-candidate policy inputs (:class:`OfferParts`) and the catalogue snapshot
 from __future__ import annotations
 
 import hashlib
+from bisect import bisect_right
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -117,6 +118,27 @@ class PipelineOutcome:
     reason_codes: tuple[str, ...]
 
 
+#: Arbitration's results (see rank), and the campaign windows' boundaries per levers object.
+_ARBITRATION: IdentityMemo[ArbitrationResult] = IdentityMemo(WARM_ENTRIES)
+_CAMPAIGN_BOUNDS: IdentityMemo[tuple[datetime, ...]] = IdentityMemo(64)
+#: Non-personalised answers are arbitrated without levers, moment weights or the no-repeat rule.
+_NEUTRAL_ARBITRATION = ArbitrationConfig()
+
+
+def campaign_epoch(config: ArbitrationConfig, at: datetime) -> int:
+    """How many of the campaigns' window boundaries are at or before ``at``: two moments with the
+    same epoch find every campaign running or not alike, so the levers are the same."""
+    levers = config.levers
+    if not levers.campaigns:
+        return 0
+    bounds = _CAMPAIGN_BOUNDS.get((levers,))
+    if bounds is None:
+        found = {b for c in levers.campaigns for b in (c.starts_at, c.ends_at) if b is not None}
+        bounds = tuple(sorted(found))
+        _CAMPAIGN_BOUNDS.put((levers,), None, bounds)
+    return bisect_right(bounds, at)
+
+
 def rank(
     *,
     request: DecisionRequest,
@@ -144,25 +166,36 @@ def rank(
         degraded=degraded,
     )
     personalised = mode is not Mode.NON_PERSONALISED
-    by_id = _by_id(candidates)
-    ranked = arbitrate(
-        [
-            ArbitrationCandidate(
-                product_id=pid,
-                product_type=by_id[pid].product_type,
-                propensity=by_id[pid].score,
-                value=catalogue[pid].value if personalised else 1.0,
-                moment=by_id[pid].moment if personalised else None,
-            )
-            for pid in (v.product.product_id for v in result.allowed)
-        ],
-        limit=limit,
-        at=request.at,
-        recently_shown=(context.contact.shown if recently_shown is None else recently_shown)
-        if personalised
-        else None,
-        config=arbitration if personalised else ArbitrationConfig(),
-    )
+    config = arbitration if personalised else _NEUTRAL_ARBITRATION
+    shown = (context.contact.shown if recently_shown is None else recently_shown) if personalised else None
+    # Arbitration reads the allowed candidates (the policy result, the candidates, the catalogue's
+    # values), the configuration, the limit, and time only through the campaigns' windows and the
+    # no-repeat window: kept per those, as the policy verdicts are.
+    since = request.at - config.no_repeat_window
+    recent = frozenset(pid for pid, last in shown.items() if last > since) if shown else frozenset()
+    objects = (result, candidates, catalogue, config)
+    key = (limit, personalised, campaign_epoch(config, request.at), recent)
+    ranked = _ARBITRATION.get(objects, key) if isinstance(candidates, tuple) else None
+    if ranked is None:
+        by_id = _by_id(candidates)
+        ranked = arbitrate(
+            [
+                ArbitrationCandidate(
+                    product_id=pid,
+                    product_type=by_id[pid].product_type,
+                    propensity=by_id[pid].score,
+                    value=catalogue[pid].value if personalised else 1.0,
+                    moment=by_id[pid].moment if personalised else None,
+                )
+                for pid in (v.product.product_id for v in result.allowed)
+            ],
+            limit=limit,
+            at=request.at,
+            recently_shown=shown,
+            config=config,
+        )
+        if isinstance(candidates, tuple):
+            _ARBITRATION.put(objects, key, ranked)
     codes: list[str] = []
     failed = [o for o in result.request_outcomes if not o.passed]
     if any(o.rule == "contact_cap" for o in failed):
