@@ -32,6 +32,7 @@ class MetricsMiddleware:
     def __init__(self, app: ASGIApp, service: str) -> None:
         self.app = app
         self.service = service
+        self._series: dict[tuple[str, str, int], tuple[Any, Any]] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -49,10 +50,22 @@ class MetricsMiddleware:
         try:
             await self.app(scope, receive, send_wrapper)
         finally:
-            route = _route_template(scope)
-            method = scope.get("method", "GET")
-            REQUESTS.labels(self.service, method, route, str(status)).inc()
-            LATENCY.labels(self.service, method, route).observe(time.perf_counter() - start)
+            key = (scope.get("method", "GET"), _route_template(scope), status)
+            series = self._series.get(key)
+            if series is None:
+                series = self._bind(*key)
+            series[0].inc()
+            series[1].observe(time.perf_counter() - start)
+
+    def _bind(self, method: str, route: str, status: int) -> tuple[Any, Any]:
+        """The request's counter and histogram children, bound once per method, route and status
+        (``labels`` looks its label values up on every call). Route templates and statuses are few."""
+        series = (
+            REQUESTS.labels(self.service, method, route, str(status)),
+            LATENCY.labels(self.service, method, route),
+        )
+        self._series[(method, route, status)] = series
+        return series
 
 
 def _route_template(scope: Scope) -> str:
