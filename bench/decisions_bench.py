@@ -1,7 +1,7 @@
 """Throughput and latency of POST /v1/decisions against a floor and a naive variant, in one run.
 
 Run: ``make bench`` or ``uv run --frozen --no-sync python bench/decisions_bench.py``; writes
-bench/results/decisions.md (``--json PATH`` adds the figures as JSON). Takes about 15 minutes on 2 cores,
+bench/results/decisions.md (``--json PATH`` adds the figures as JSON). Takes about 10 minutes on 2 cores,
 most of it warming and measuring the recommender variants while they are slow.
 
 What one run does:
