@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from types import MappingProxyType
 
 import pytest
-from qianmian_bankgen.catalogue import CATALOGUE
 from qianmian_core.memo import IdentityMemo
 from qianmian_rules import CustomerFacts
 from recommender.service import pipeline
 from recommender.service.arbitration import ArbitrationConfig, BusinessLevers, Campaign
 from recommender.service.candidates import Candidate
-from recommender.service.hub_cache import CatalogueProduct
 from recommender.service.pipeline import OfferParts, PipelineOutcome, rank
 from recommender.service.policies import (
     CHANNELS,
@@ -23,27 +22,15 @@ from recommender.service.policies import (
     Mode,
 )
 
+from .test_candidates import CATALOGUE_SNAPSHOT as CANDIDATE_TEST_CATALOGUE
+
 AT = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)
 
+#: The bank's catalogue, every product risk-free and on every channel (so the policies keep most).
 CATALOGUE_SNAPSHOT = MappingProxyType(
     {
-        p.product_id: CatalogueProduct(
-            product_id=p.product_id,
-            name=p.name,
-            name_en=p.name_en,
-            product_type=p.product_type,
-            risk_rating=None,
-            eligibility=p.eligibility,
-            channels=frozenset(CHANNELS),
-            sale_start=None,
-            sale_end=None,
-            quota=None,
-            sold=0,
-            margin_rate=p.margin_rate,
-            value=p.value,
-            attributes=MappingProxyType({}),
-        )
-        for p in CATALOGUE
+        pid: replace(p, risk_rating=None, channels=frozenset(CHANNELS))
+        for pid, p in CANDIDATE_TEST_CATALOGUE.items()
     }
 )
 #: Two products per type, so diversity, the limit and the no-repeat rule all have work to do.
