@@ -99,9 +99,14 @@ class Recommender(ABC):
         k = min(k, scores.shape[1])
         top = np.argsort(-scores, axis=1, kind="stable")[:, :k]
         ids = self.products.ids
+        # Whole arrays to Python lists at once: indexing a numpy scalar per element cost more than
+        # scoring a batch (an outbound list's top-k for 100,000 customers).
+        picked = np.take_along_axis(scores, top, axis=1)
         return [
-            [(ids[j], float(scores[i, j])) for j in top[i] if np.isfinite(scores[i, j])]
-            for i in range(top.shape[0])
+            [(ids[j], s) for j, s, ok in zip(columns, values, finite, strict=True) if ok]
+            for columns, values, finite in zip(
+                top.tolist(), picked.tolist(), np.isfinite(picked).tolist(), strict=True
+            )
         ]
 
     # -- persistence: plain arrays and JSON, never pickles -----------------------------------------
