@@ -41,3 +41,25 @@ def test_an_entry_keeps_its_objects_alive_so_their_ids_are_never_reused() -> Non
     fresh = [Snapshot() for _ in range(1000)]  # none can take the kept object's id
     assert all(id(s) != ident for s in fresh)
     assert all(memo.get((s,)) is None for s in fresh)
+
+
+def test_boundary_epochs_sort_an_objects_boundaries_once_and_place_a_moment_among_them() -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from qianmian_core.memo import BoundaryEpochs
+
+    t0 = datetime(2026, 1, 1, tzinfo=UTC)
+    calls: list[int] = []
+
+    def boundaries() -> list[datetime | None]:
+        calls.append(1)
+        return [t0 + timedelta(hours=2), None, t0, t0 + timedelta(hours=2)]
+
+    owner, other = Snapshot(), Snapshot()
+    windows = BoundaryEpochs(4)  # [start, end): a boundary equal to the moment is passed
+    deadlines = BoundaryEpochs(4, inclusive=False)  # stale only once past the deadline
+    moments = [t0 - timedelta(seconds=1), t0, t0 + timedelta(hours=1), t0 + timedelta(hours=2)]
+    assert [windows.epoch((owner,), at, boundaries) for at in moments] == [0, 1, 1, 2]
+    assert [deadlines.epoch((owner,), at, boundaries) for at in moments] == [0, 0, 1, 1]
+    assert len(calls) == 2  # once per memo and object, whatever the moment
+    assert windows.epoch((other,), t0, list) == 0  # another object: its own (here no) boundaries

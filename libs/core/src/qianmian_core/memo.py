@@ -9,7 +9,9 @@ objects. The oldest entry goes first beyond the bound.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Hashable
+from bisect import bisect_left, bisect_right
+from collections.abc import Callable, Hashable, Iterable
+from datetime import datetime
 from typing import Any, Generic, TypeVar
 
 V = TypeVar("V")
@@ -48,4 +50,30 @@ class IdentityMemo(Generic[V]):
         self._entries.clear()
 
 
-__all__ = ["IdentityMemo", "evict_oldest"]
+class BoundaryEpochs:
+    """Which epoch a moment falls in among a live object's time boundaries (window starts and ends,
+    staleness deadlines), the boundaries sorted once per object.
+
+    Two moments in the same epoch see every window of the object open or shut alike, so what is
+    derived from the object can be kept per epoch. ``inclusive``: a boundary equal to the moment
+    counts as passed (a window ``[start, end)`` opens and shuts at its boundary); otherwise only a
+    boundary strictly before it does (a value goes stale only once the moment is past its deadline).
+    """
+
+    def __init__(self, max_entries: int, *, inclusive: bool = True) -> None:
+        self._bounds: IdentityMemo[tuple[datetime, ...]] = IdentityMemo(max_entries)
+        self._bisect = bisect_right if inclusive else bisect_left
+
+    def epoch(
+        self, objects: tuple[object, ...], at: datetime, boundaries: Callable[[], Iterable[datetime | None]]
+    ) -> int:
+        """How many of the boundaries ``boundaries()`` gives for ``objects`` (None: no boundary) are
+        passed at ``at``; ``boundaries`` is called once per objects."""
+        bounds = self._bounds.get(objects)
+        if bounds is None:
+            bounds = tuple(sorted({b for b in boundaries() if b is not None}))
+            self._bounds.put(objects, None, bounds)
+        return self._bisect(bounds, at)
+
+
+__all__ = ["BoundaryEpochs", "IdentityMemo", "evict_oldest"]

@@ -38,7 +38,6 @@ app_login              none                                       —
 from __future__ import annotations
 
 import math
-from bisect import bisect_right
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -48,7 +47,7 @@ from typing import Any, Final
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 from qianmian_core.logging import get_logger
-from qianmian_core.memo import IdentityMemo
+from qianmian_core.memo import BoundaryEpochs, IdentityMemo
 from qianmian_rules import MomentType
 
 from recommender.bounds import WARM_ENTRIES
@@ -260,8 +259,8 @@ class _Merge:
         return tuple(made)
 
 
-#: A catalogue snapshot's sale-window boundaries, and its products on sale per epoch (see _sale).
-_SALE_BOUNDS: IdentityMemo[tuple[datetime, ...]] = IdentityMemo(16)
+#: A catalogue snapshot's sale-window epochs, and its products on sale per epoch (see _sale).
+_SALE_EPOCHS = BoundaryEpochs(16)
 _ON_SALE: IdentityMemo[tuple[Mapping[str, CatalogueProduct], tuple[str, ...]]] = IdentityMemo(256)
 
 
@@ -278,12 +277,9 @@ def _sale(
     if not isinstance(catalogue, MappingProxyType):  # a caller's own dict may change: no memo
         products = {pid: p for pid, p in catalogue.items() if p.on_sale(at)}
         return products, tuple(products)
-    bounds = _SALE_BOUNDS.get((catalogue,))
-    if bounds is None:
-        found = {b for p in catalogue.values() for b in (p.sale_start, p.sale_end) if b is not None}
-        bounds = tuple(sorted(found))
-        _SALE_BOUNDS.put((catalogue,), None, bounds)
-    epoch = bisect_right(bounds, at)
+    epoch = _SALE_EPOCHS.epoch(
+        (catalogue,), at, lambda: (b for p in catalogue.values() for b in (p.sale_start, p.sale_end))
+    )
     kept = _ON_SALE.get((catalogue,), epoch)
     if kept is None:
         on_sale = MappingProxyType({pid: p for pid, p in catalogue.items() if p.on_sale(at)})

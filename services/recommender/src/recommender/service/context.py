@@ -29,9 +29,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from bisect import bisect_left
 from collections import OrderedDict, deque
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Final, Protocol
@@ -41,7 +40,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from qianmian_core.clients import ServiceClient
 from qianmian_core.errors import DependencyUnavailableError
 from qianmian_core.logging import get_logger
-from qianmian_core.memo import IdentityMemo
+from qianmian_core.memo import BoundaryEpochs, IdentityMemo
 from qianmian_features.freshness import FeatureValue, check_freshness, view_of
 
 from recommender.bounds import WARM_ENTRIES
@@ -189,7 +188,7 @@ def snapshot_features(
 _NO_TTL: Final = timedelta(0)
 #: Feature snapshots of cached reads per freshness epoch, and the reads' staleness boundaries.
 _SNAPSHOTS: IdentityMemo[FeatureSnapshot] = IdentityMemo(WARM_ENTRIES)
-_STALE_AFTER: IdentityMemo[tuple[datetime, ...]] = IdentityMemo(WARM_ENTRIES)
+_STALE_AFTER = BoundaryEpochs(WARM_ENTRIES, inclusive=False)
 
 
 def _freshness_epoch(
@@ -200,18 +199,16 @@ def _freshness_epoch(
     ``check_freshness`` finds a value stale exactly when ``at`` is past its boundary, so two moments
     with the same epoch split ``raw`` into the same fresh values and missing references.
     """
-    bounds = _STALE_AFTER.get((raw, ttl_by_view))
-    if bounds is None:
-        found = set()
+
+    def deadlines() -> Iterable[datetime | None]:
         for ref, feature in raw.items():
             stamp = feature.event_timestamp
             if stamp is not None:
                 ttl = ttl_by_view.get(view_of(ref))
                 if ttl is not None and ttl > _NO_TTL:  # none or zero: the view never goes stale
-                    found.add(stamp + ttl)
-        bounds = tuple(sorted(found))
-        _STALE_AFTER.put((raw, ttl_by_view), None, bounds)
-    return bisect_left(bounds, at)
+                    yield stamp + ttl
+
+    return _STALE_AFTER.epoch((raw, ttl_by_view), at, deadlines)
 
 
 def _snapshot(

@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from bisect import bisect_right
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -43,7 +42,7 @@ from typing import Any, Final, Generic, Protocol, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from qianmian_core.clients import ServiceClient, path_of
 from qianmian_core.logging import get_logger
-from qianmian_core.memo import IdentityMemo
+from qianmian_core.memo import BoundaryEpochs
 from qianmian_rules import EligibilityRules
 
 from recommender.service.policies import CandidateProduct
@@ -353,7 +352,7 @@ class RightEntry:
 
 
 #: The window boundaries of a content index or rights list, per snapshot object.
-_BOUNDARIES: IdentityMemo[tuple[datetime, ...]] = IdentityMemo(16)
+_WINDOW_EPOCHS = BoundaryEpochs(16)
 
 
 def window_epoch(data: ContentIndex | tuple[RightEntry, ...] | None, at: datetime) -> int:
@@ -365,15 +364,14 @@ def window_epoch(data: ContentIndex | tuple[RightEntry, ...] | None, at: datetim
     """
     if data is None:
         return 0
-    bounds = _BOUNDARIES.get((data,))
-    if bounds is None:
+
+    def boundaries() -> Iterable[datetime | None]:
         entries: Iterable[ContentEntry | RightEntry] = (
             data if isinstance(data, tuple) else (e for variants in data.values() for e in variants)
         )
-        found = {b for e in entries for b in (e.valid_from, e.valid_until) if b is not None}
-        bounds = tuple(sorted(found))
-        _BOUNDARIES.put((data,), None, bounds)
-    return bisect_right(bounds, at)
+        return (b for e in entries for b in (e.valid_from, e.valid_until))
+
+    return _WINDOW_EPOCHS.epoch((data,), at, boundaries)
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,7 +13,6 @@ per-candidate policy inputs (:class:`OfferParts`) and the catalogue snapshot
 from __future__ import annotations
 
 import hashlib
-from bisect import bisect_right
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -21,7 +20,7 @@ from types import MappingProxyType
 from typing import Any
 
 import orjson
-from qianmian_core.memo import IdentityMemo
+from qianmian_core.memo import BoundaryEpochs, IdentityMemo
 from qianmian_rules import CustomerFacts, EligibilityRules
 
 from recommender.bounds import WARM_ENTRIES
@@ -118,9 +117,9 @@ class PipelineOutcome:
     reason_codes: tuple[str, ...]
 
 
-#: Arbitration's results (see rank), and the campaign windows' boundaries per levers object.
+#: Arbitration's results (see rank), and the campaign windows' epochs per levers object.
 _ARBITRATION: IdentityMemo[ArbitrationResult] = IdentityMemo(WARM_ENTRIES)
-_CAMPAIGN_BOUNDS: IdentityMemo[tuple[datetime, ...]] = IdentityMemo(64)
+_CAMPAIGN_EPOCHS = BoundaryEpochs(64)
 #: Non-personalised answers are arbitrated without levers, moment weights or the no-repeat rule.
 _NEUTRAL_ARBITRATION = ArbitrationConfig()
 
@@ -131,12 +130,9 @@ def campaign_epoch(config: ArbitrationConfig, at: datetime) -> int:
     levers = config.levers
     if not levers.campaigns:
         return 0
-    bounds = _CAMPAIGN_BOUNDS.get((levers,))
-    if bounds is None:
-        found = {b for c in levers.campaigns for b in (c.starts_at, c.ends_at) if b is not None}
-        bounds = tuple(sorted(found))
-        _CAMPAIGN_BOUNDS.put((levers,), None, bounds)
-    return bisect_right(bounds, at)
+    return _CAMPAIGN_EPOCHS.epoch(
+        (levers,), at, lambda: (b for c in levers.campaigns for b in (c.starts_at, c.ends_at))
+    )
 
 
 def rank(
