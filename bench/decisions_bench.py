@@ -16,7 +16,8 @@ What one run does:
    - ``floor``: bench/floor_app.py, a FastAPI ``async def`` returning a pre-encoded ~1 KB JSON body,
      served like the recommender (uvicorn, 1 worker);
    - ``naive``: the recommender (``recommender serve``, 1 worker) with
-     ``RECOMMENDER_FEATURE_CACHE_TTL_S=0``: the same code path, features read with the Feast SDK's
+     ``RECOMMENDER_FEATURE_CACHE_TTL_S=0`` and ``RECOMMENDER_FEATURE_READS=sdk``: the same code path,
+     features read with the Feast SDK's
      ``get_online_features`` on every request, nothing cached (the ranker's features neither);
    - ``real``: the recommender with its defaults (audit on) and the demo's LightGBM ranker on
      (``RECOMMENDER_RANKER_STORE``): the targets are checked on this one;
@@ -286,6 +287,7 @@ def recommender_env(
         }
     )
     env.pop("RECOMMENDER_FEATURE_CACHE_TTL_S", None)
+    env.pop("RECOMMENDER_FEATURE_READS", None)
     for key, value in extra.items():
         if value is None:
             env.pop(key, None)
@@ -600,7 +602,14 @@ def main() -> int:
             backing = {script: p.pid for (script, _, _), p in zip(demo.SERVICES, procs, strict=True)}
             runs = [measure_floor("floor", bodies, out_dir, args, env)]
             variants: list[tuple[str, dict[str, str | None]]] = [
-                ("naive", {"RECOMMENDER_FEATURE_CACHE_TTL_S": "0", "RECOMMENDER_RANKER_CACHE_TTL_S": "0"}),
+                (
+                    "naive",
+                    {
+                        "RECOMMENDER_FEATURE_CACHE_TTL_S": "0",
+                        "RECOMMENDER_RANKER_CACHE_TTL_S": "0",
+                        "RECOMMENDER_FEATURE_READS": "sdk",
+                    },
+                ),
                 ("real", {}),
                 ("real, ranker off", {"RECOMMENDER_RANKER_STORE": None}),
             ]
@@ -625,7 +634,8 @@ def main() -> int:
             "auth": f"Bearer token of the dev client `{CLIENT}` (decisions:write)",
             "recommender settings": f"RECOMMENDER_CONTACT_POLICY={json.dumps(CONTACT_POLICY)}, "
             f"RECOMMENDER_ARBITRATION={json.dumps(ARBITRATION)}; "
-            "naive adds RECOMMENDER_FEATURE_CACHE_TTL_S=0 and RECOMMENDER_RANKER_CACHE_TTL_S=0; "
+            "naive adds RECOMMENDER_FEATURE_CACHE_TTL_S=0, RECOMMENDER_RANKER_CACHE_TTL_S=0 and "
+            "RECOMMENDER_FEATURE_READS=sdk; "
             "real, ranker off unsets RECOMMENDER_RANKER_STORE",
             "setup (bank, Feast, training, seeding)": f"{setup_s:.0f} s; whole run "
             f"{time.perf_counter() - started:.0f} s",

@@ -71,7 +71,7 @@ def _ranker_stage(
     if settings.ranker_store is None:
         return None
     try:
-        store = FeastRankerStore(settings.ranker_store)
+        store = FeastRankerStore(settings.ranker_store, sdk=settings.feature_reads == "sdk")
     except (OSError, ValueError) as exc:
         raise SystemExit(f"recommender: RECOMMENDER_RANKER_STORE: {exc}") from None
 
@@ -152,7 +152,7 @@ def create_app(
             cleanups.append(feed.aclose)
             changes = feed
     if features is None and settings.features_enabled:
-        features = FeastFeatureReader()
+        features = FeastFeatureReader(sdk=settings.feature_reads == "sdk")
     context = CustomerContextSource(profile, features, changes=changes, config=settings.context_config())
     experiments = ExperimentService(
         database,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import SettingsConfigDict
@@ -85,6 +86,13 @@ class RecommenderSettings(ServiceSettings):
         description="The most the audit writer waits, once it has a record, for more to share the "
         "commit: it commits as soon as the event loop has no request left to finish (records that "
         "queue while a commit runs join the next one anyway); 0 commits at once",
+    )
+    feature_reads: Literal["direct", "sdk"] = Field(
+        default="direct",
+        description="How online features (the ranker's too) are read: `direct` asks Feast's online store "
+        "for the rows with the feature views resolved once a minute (qianmian_features.online; the same "
+        "values, about a tenth of the SDK's work for a batch); `sdk` calls the Feast SDK's "
+        "get_online_features every time",
     )
     feature_cache_ttl_s: float = Field(
         default=300.0,

@@ -87,22 +87,32 @@ class FeatureReader(Protocol):
 
 
 class FeastFeatureReader:
-    """The Feast SDK's ``get_online_features`` over :data:`CUSTOMER_VIEWS` (store opened lazily)."""
+    """Online values of :data:`CUSTOMER_VIEWS` from Feast (store opened lazily).
 
-    def __init__(self, store: Any | None = None) -> None:
+    ``sdk=False`` (the default) reads the online store's rows directly with the views resolved once a
+    minute (:class:`qianmian_features.online.OnlineReader`: the SDK's values at about a tenth of its
+    work for a batch); ``sdk=True`` calls the SDK's ``get_online_features`` every time.
+    """
+
+    def __init__(self, store: Any | None = None, *, sdk: bool = False) -> None:
         self._store = store
+        self.sdk = sdk
         self._refs: list[str] = []
         self._ttl: dict[str, timedelta] = {}
+        self._reader: Any | None = None
 
     def open(self) -> None:
         """Open the store and read the views' schemas and TTLs from its registry (blocking, seconds)."""
         from qianmian_features import feature_refs, open_store, ttl_by_view
+        from qianmian_features.online import OnlineReader
 
         if self._store is None:
             self._store = open_store()
         self._refs = feature_refs(self._store, CUSTOMER_VIEWS)
         ttl = ttl_by_view(self._store)
         self._ttl = {view: ttl[view] for view in CUSTOMER_VIEWS}
+        if not self.sdk:
+            self._reader = OnlineReader(self._store, "customer_id", self._refs)
 
     @property
     def ttl_by_view(self) -> Mapping[str, timedelta]:
@@ -114,6 +124,9 @@ class FeastFeatureReader:
         if not self._refs:
             self.open()
         assert self._store is not None
+        if self._reader is not None:
+            result: dict[str, dict[str, FeatureValue]] = self._reader.read(customer_ids)
+            return result
         return online_features(self._store, list(customer_ids), self._refs)
 
 

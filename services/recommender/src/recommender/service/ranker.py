@@ -81,22 +81,43 @@ class RankerFeatureStore(Protocol):
 
 
 class FeastRankerStore:
-    """The ranker's Feast repo (``recommender train-ranker --workdir DIR`` leaves it in ``DIR/repo``)."""
+    """The ranker's Feast repo (``recommender train-ranker --workdir DIR`` leaves it in ``DIR/repo``).
 
-    def __init__(self, repo: Path) -> None:
+    ``sdk=False`` (the default) reads the online store's rows directly, one
+    :class:`qianmian_features.online.OnlineReader` per set of references; ``sdk=True`` calls the SDK's
+    ``get_online_features`` every time.
+    """
+
+    def __init__(self, repo: Path, *, sdk: bool = False) -> None:
         from recommender.ml.ranker.features import ranker_store
 
         self.store = ranker_store(repo)
+        self.sdk = sdk
+        self._readers: dict[tuple[str, tuple[str, ...]], Any] = {}
+
+    def _read(
+        self, join_key: str, ids: Sequence[str], refs: Sequence[str]
+    ) -> dict[str, dict[str, FeatureValue]]:
+        from qianmian_features.online import OnlineReader
+        from qianmian_features.store import online_features, online_product_features
+
+        if self.sdk:
+            read = online_features if join_key == "customer_id" else online_product_features
+            return read(self.store, list(ids), list(refs))
+        key = (join_key, tuple(refs))
+        reader = self._readers.get(key)
+        if reader is None:
+            if len(self._readers) >= 16:  # the ranker asks for a few fixed sets
+                self._readers.clear()
+            reader = self._readers[key] = OnlineReader(self.store, join_key, key[1])
+        result: dict[str, dict[str, FeatureValue]] = reader.read(ids)
+        return result
 
     def customer(self, customer_id: str, refs: Sequence[str]) -> dict[str, FeatureValue]:
-        from qianmian_features import online_features
-
-        return online_features(self.store, [customer_id], list(refs))[customer_id]
+        return self._read("customer_id", [customer_id], refs)[customer_id]
 
     def products(self, product_ids: Sequence[str], refs: Sequence[str]) -> dict[str, dict[str, FeatureValue]]:
-        from qianmian_features.store import online_product_features
-
-        return online_product_features(self.store, list(product_ids), list(refs))
+        return self._read("product_id", product_ids, refs)
 
     def ttl_by_view(self) -> Mapping[str, timedelta]:
         from qianmian_features.store import ttl_by_view
