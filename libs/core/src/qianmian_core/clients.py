@@ -79,13 +79,31 @@ class JsonServiceClient:
         except ValidationError:
             raise self._contract_break() from None
 
+    async def post_model(
+        self, path: str, body: Any, model: type[M], *, not_found: NotFoundError | None = None
+    ) -> M:
+        """``POST path`` with ``body`` as JSON, the answer validated as ``model`` (for reads that name
+        many things at once; a 4xx other than 404 is a broken contract, not the caller's fault)."""
+        response = await self._get(path, not_found, body=orjson.dumps(body))
+        try:
+            return model.model_validate_json(response.content)
+        except ValidationError:
+            raise self._contract_break() from None
+
     async def aclose(self) -> None:
         """Close the pooled connections."""
         await self._client.aclose()
 
-    async def _get(self, path: str, not_found: NotFoundError | None) -> httpx.Response:
+    async def _get(
+        self, path: str, not_found: NotFoundError | None, *, body: bytes | None = None
+    ) -> httpx.Response:
         try:
-            response = await self._client.get(path)
+            if body is None:
+                response = await self._client.get(path)
+            else:
+                response = await self._client.post(
+                    path, content=body, headers={"Content-Type": "application/json"}
+                )
         except httpx.HTTPError as exc:
             log.warning("dependency_unreachable", dependency=self.service, error_type=type(exc).__name__)
             raise self._unavailable(f"the {self.service} service is unreachable") from None

@@ -10,6 +10,8 @@ from qianmian_rules import MOMENT_TYPES, SEGMENTS, CustomerFacts, MomentType
 
 CUSTOMER_ID_PATTERN = r"^C\d{9}$"
 CustomerId = Annotated[str, StringConstraints(pattern=CUSTOMER_ID_PATTERN)]
+#: The most customers one ``POST /v1/customers/facts/lookup`` names.
+FACTS_LOOKUP_MAX = 500
 #: A segment code of ``qianmian_rules.SEGMENTS`` (for query parameters).
 SEGMENT_PATTERN = "^(" + "|".join(SEGMENTS) + ")$"
 Token = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.:\-]{1,64}$")]
@@ -305,6 +307,25 @@ class CustomerFactsItem(BaseModel):
     facts: CustomerFacts
     consents: dict[str, bool] = Field(description="Marketing consent per channel (``channels`` of /consents)")
     personalised: bool = Field(description="False = personalised recommendation refused (PIPL art. 24)")
+
+
+class CustomerFactsLookupRequest(BaseModel):
+    """The customers whose facts and consent are wanted."""
+
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"customer_ids": ["C000000042"]}]}
+    )
+
+    customer_ids: list[CustomerId] = Field(
+        min_length=1, max_length=FACTS_LOOKUP_MAX, description=f"1 to {FACTS_LOOKUP_MAX} customer ids"
+    )
+
+
+class CustomerFactsLookup(BaseModel):
+    """The named customers that exist, in ``customer_id`` order (each once), and the ids that name none."""
+
+    customers: list[CustomerFactsItem]
+    missing: list[str]
 
 
 class CustomerFactsPage(BaseModel):

@@ -18,6 +18,7 @@ ENDPOINTS: list[tuple[str, str, dict[str, Any] | None, str]] = [
     ("GET", f"/v1/customers/{C}/risk-assessment", None, "readonly-analyst"),
     ("GET", f"/v1/customers/{C}/contacts", None, "readonly-analyst"),
     ("GET", "/v1/customers/facts", None, "readonly-analyst"),
+    ("POST", "/v1/customers/facts/lookup", {"customer_ids": [C]}, "readonly-analyst"),
     ("GET", "/v1/changes", None, "profile-ingest"),
     ("POST", "/v1/events", {}, "app-gateway"),
     ("PUT", f"/v1/customers/{C}/consents", {}, "recommender"),
@@ -57,6 +58,7 @@ def test_openapi_has_stable_operation_ids(client: TestClient) -> None:
         "record_contact",
         "list_contacts",
         "list_customer_facts",
+        "lookup_customer_facts",
         "list_customer_changes",
     } <= ids
 

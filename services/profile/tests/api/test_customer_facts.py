@@ -1,4 +1,5 @@
-"""GET /v1/customers/facts: every customer, page by page, exactly as the single-customer endpoints."""
+"""GET /v1/customers/facts (page by page) and POST /v1/customers/facts/lookup (by id): every customer
+exactly as the single-customer endpoints give them."""
 
 from __future__ import annotations
 
@@ -144,3 +145,57 @@ def test_needs_profile_read(client: TestClient, headers: Headers, error: Callabl
     error(client.get("/v1/customers/facts"), 401, "unauthorized")
     error(client.get("/v1/customers/facts", headers=headers("readonly-analyst")), 403, "insufficient_scope")
     assert client.get("/v1/customers/facts", headers=headers("content-hub")).status_code == 200
+
+
+def _lookup(client: TestClient, headers: Headers, ids: list[str]) -> dict[str, Any]:
+    response = client.post(
+        "/v1/customers/facts/lookup", json={"customer_ids": ids}, headers=headers("recommender")
+    )
+    assert response.status_code == 200, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+def test_lookup_equals_the_pages_and_names_the_missing(client: TestClient, headers: Headers) -> None:
+    # an opted-out customer, so the lookup's consent is not only the default
+    assert (
+        client.put(
+            f"/v1/customers/{POTENTIAL}/consents",
+            json={"personalised": False, "sms": False, "reason": "customer call"},
+            headers=headers("profile-ingest"),
+        ).status_code
+        == 200
+    )
+    pages = {c["customer_id"]: c for c in _all(client, headers)}
+    asked = ["C000000017", CUSTOMER, "C999999998", POTENTIAL, CUSTOMER, UNASSESSED, "C000000030"]
+    body = _lookup(client, headers, asked)
+    assert [c["customer_id"] for c in body["customers"]] == sorted(set(asked) - {"C999999998"})
+    assert body["missing"] == ["C999999998"]
+    for item in body["customers"]:
+        assert item == pages[item["customer_id"]]
+    assert {c["customer_id"]: c["personalised"] for c in body["customers"]}[POTENTIAL] is False
+    every = _lookup(client, headers, ALL)
+    assert every == {"customers": list(pages.values()), "missing": []}
+    assert _lookup(client, headers, ["C999999997"]) == {"customers": [], "missing": ["C999999997"]}
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"customer_ids": []},
+        {"customer_ids": ["C000000001"] * 501},
+        {"customer_ids": ["13812345678"]},
+        {"customer_ids": "C000000001"},
+        {"customer_ids": ["C000000001"], "extra": 1},
+        {},
+    ],
+)
+def test_bad_lookups_are_422(
+    client: TestClient, headers: Headers, error: Callable[..., dict[str, Any]], body: dict[str, Any]
+) -> None:
+    answer = error(
+        client.post("/v1/customers/facts/lookup", json=body, headers=headers("recommender")),
+        422,
+        "validation_error",
+    )
+    assert "13812345678" not in str(answer)

@@ -1,4 +1,4 @@
-"""Customer 360, eligibility facts, and the facts of many customers page by page."""
+"""Customer 360, eligibility facts, and the facts of many customers page by page or by id."""
 
 from __future__ import annotations
 
@@ -15,6 +15,8 @@ from profile_service.api.deps import CustomerIdPath, DbSession, Settings
 from profile_service.schemas import (
     CUSTOMER_ID_PATTERN,
     SEGMENT_PATTERN,
+    CustomerFactsLookup,
+    CustomerFactsLookupRequest,
     CustomerFactsPage,
     CustomerProfile,
 )
@@ -49,6 +51,22 @@ def list_customer_facts(
     """Customers in id order, each with exactly what ``/eligibility-facts`` and ``/consents`` answer
     for them; pass ``next_after`` as ``after`` until it is null."""
     return json_response(profiles.facts_page(session, after, limit, segment))
+
+
+@router.post(
+    "/facts/lookup",
+    operation_id="lookup_customer_facts",
+    summary="Eligibility facts and consent of named customers in one request (the recommender's reads)",
+    response_model=CustomerFactsLookup,
+    responses=ERROR_RESPONSES,
+)
+def lookup_customer_facts(
+    body: CustomerFactsLookupRequest, _principal: ProfileReader, session: DbSession
+) -> Response:
+    """Each named customer that exists, exactly as ``/eligibility-facts`` and ``/consents`` answer for
+    them (in id order, each once); ``missing`` lists the ids that name no customer. A read: no state
+    changes, so a retry is always safe."""
+    return json_response(profiles.facts_lookup(session, body.customer_ids))
 
 
 @router.get(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from datetime import datetime
 
 from sqlalchemy import ColumnElement, Row, String, and_, cast, func, select
@@ -146,38 +146,58 @@ def facts_page(
     return session.execute(stmt.order_by(c.customer_id).limit(limit)).all()
 
 
-def holdings_of_page(
-    session: Session, after: str | None, last: str, segment: str | None
-) -> Iterable[Row[str, str, str]]:
-    """(customer_id, product_id, product_type) of the holdings of the page's customers (those in
-    (after, last] and ``segment``), per customer in the order of :func:`holdings` (largest first)."""
+#: Which customers a bulk read covers, as a condition on a table's ``customer_id`` column.
+Scope = Callable[[ColumnElement[str]], ColumnElement[bool]]
+
+
+def page_scope(after: str | None, last: str, segment: str | None) -> Scope:
+    """The customers of a page: those in (after, last] and ``segment``."""
+    return lambda column: _in_page(column, after, last, segment)
+
+
+def ids_scope(customer_ids: Collection[str]) -> Scope:
+    """The customers with these ids."""
+    ids = sorted(set(customer_ids))
+    return lambda column: column.in_(ids)
+
+
+def holdings_of(session: Session, scope: Scope) -> Iterable[Row[str, str, str]]:
+    """(customer_id, product_id, product_type) of the holdings of the customers in ``scope``, per
+    customer in the order of :func:`holdings` (largest first)."""
     h = Holding.__table__.c
     stmt = (
         select(h.customer_id, h.product_id, h.product_type)
-        .where(_in_page(h.customer_id, after, last, segment))
+        .where(scope(h.customer_id))
         .order_by(h.customer_id, h.amount.desc(), h.product_id)
     )
     return session.execute(stmt)
 
 
-def risks_of_page(
-    session: Session, after: str | None, last: str, segment: str | None
-) -> Iterable[Row[str, int, datetime]]:
-    """(customer_id, level, expires_at) of the page's customers' assessments, per customer oldest
-    recorded first: the last one of a customer is :func:`current_risk`."""
+def risks_of(session: Session, scope: Scope) -> Iterable[Row[str, int, datetime]]:
+    """(customer_id, level, expires_at) of the assessments of the customers in ``scope``, per customer
+    oldest recorded first: the last one of a customer is :func:`current_risk`."""
     r = RiskAssessment.__table__.c
     stmt = (
         select(r.customer_id, r.level, r.expires_at)
-        .where(_in_page(r.customer_id, after, last, segment))
+        .where(scope(r.customer_id))
         .order_by(r.customer_id, r.recorded_at, r.id)
     )
     return session.execute(stmt)
 
 
-def consents_of_page(
-    session: Session, after: str | None, last: str, segment: str | None
-) -> Iterable[Row[str, str, bool]]:
-    """(customer_id, channel, granted) of the page's customers' consent rows."""
+def consents_of(session: Session, scope: Scope) -> Iterable[Row[str, str, bool]]:
+    """(customer_id, channel, granted) of the consent rows of the customers in ``scope``."""
     c = Consent.__table__.c
-    stmt = select(c.customer_id, c.channel, c.granted).where(_in_page(c.customer_id, after, last, segment))
-    return session.execute(stmt)
+    return session.execute(select(c.customer_id, c.channel, c.granted).where(scope(c.customer_id)))
+
+
+def facts_of_ids(
+    session: Session, customer_ids: Collection[str]
+) -> Sequence[Row[str, int, float, str, list[str], str]]:
+    """(customer_id, age, aum, region, segments, lifecycle_stage) of the customers with these ids
+    (those that exist), in ``customer_id`` order."""
+    c = Customer.__table__.c
+    stmt = select(c.customer_id, c.age, c.aum, c.region, c.segments, c.lifecycle_stage)
+    return session.execute(
+        stmt.where(c.customer_id.in_(sorted(set(customer_ids)))).order_by(c.customer_id)
+    ).all()

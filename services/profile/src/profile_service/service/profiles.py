@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
+from typing import Any
 
 from qianmian_core.errors import NotFoundError
 from qianmian_rules import CustomerFacts
@@ -18,6 +19,7 @@ from profile_service.schemas import (
     PERSONALISED,
     ConsentState,
     CustomerFactsItem,
+    CustomerFactsLookup,
     CustomerFactsPage,
     CustomerProfile,
     CustomerValueOut,
@@ -223,14 +225,38 @@ def facts_page(session: Session, after: str | None, limit: int, segment: str | N
     if not rows:
         return CustomerFactsPage(customers=[], next_after=None)
     last = rows[-1].customer_id  # the page is the customers in (after, last] of the segment
+    items = _facts_items(session, rows, customer_repo.page_scope(after, last, segment))
+    return CustomerFactsPage(customers=items, next_after=None if last_page else last)
+
+
+def facts_lookup(session: Session, customer_ids: Sequence[str]) -> CustomerFactsLookup:
+    """Facts and consent of the named customers (in id order, each once), each exactly as
+    ``eligibility_facts`` and ``consent_state`` give them, and the ids that name no customer.
+
+    Four queries whatever the number of ids; the recommender reads the customers its concurrent
+    decisions need this way, in one request instead of two per customer.
+    """
+    rows = customer_repo.facts_of_ids(session, customer_ids)
+    found = {row.customer_id for row in rows}
+    missing = sorted(set(customer_ids) - found)
+    if not rows:
+        return CustomerFactsLookup(customers=[], missing=missing)
+    items = _facts_items(session, rows, customer_repo.ids_scope(found))
+    return CustomerFactsLookup(customers=items, missing=missing)
+
+
+def _facts_items(
+    session: Session, rows: Sequence[Any], scope: customer_repo.Scope
+) -> list[CustomerFactsItem]:
+    """Each customer row with its holdings, risk and consent (three queries over ``scope``)."""
     held: defaultdict[str, list[tuple[str, str]]] = defaultdict(list)
-    for cid, product_id, product_type in customer_repo.holdings_of_page(session, after, last, segment):
+    for cid, product_id, product_type in customer_repo.holdings_of(session, scope):
         held[cid].append((product_id, product_type))
     risks: dict[str, tuple[int, datetime]] = {}
-    for cid, level, expires_at in customer_repo.risks_of_page(session, after, last, segment):
+    for cid, level, expires_at in customer_repo.risks_of(session, scope):
         risks[cid] = (level, expires_at)  # oldest recorded first: the last one is current
     recorded: defaultdict[str, dict[str, bool]] = defaultdict(dict)
-    for cid, channel, granted in customer_repo.consents_of_page(session, after, last, segment):
+    for cid, channel, granted in customer_repo.consents_of(session, scope):
         recorded[cid][channel] = granted
     items: list[CustomerFactsItem] = []
     for cid, age, aum, region, segments, stage in rows:
@@ -250,4 +276,4 @@ def facts_page(session: Session, after: str | None, limit: int, segment: str | N
                 customer_id=cid, facts=facts, consents=channels, personalised=personalised
             )
         )
-    return CustomerFactsPage(customers=items, next_after=None if last_page else last)
+    return items

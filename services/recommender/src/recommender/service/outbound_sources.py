@@ -20,22 +20,12 @@ from urllib.parse import urlencode
 from pydantic import BaseModel, ConfigDict
 from qianmian_core.clients import ServiceClient
 from qianmian_core.errors import DependencyUnavailableError, NotFoundError
-from qianmian_rules import CustomerFacts
 
-from recommender.service.profile import ProfileUnavailableError
+from recommender.service.profile import CustomerFactsWire, ProfileUnavailableError
 
 
 class _Wire(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True)
-
-
-class CustomerFactsWire(_Wire):
-    """One customer of profile's facts page."""
-
-    customer_id: str
-    facts: CustomerFacts
-    consents: dict[str, bool]
-    personalised: bool
 
 
 class CustomerFactsPageWire(_Wire):
