@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import gc
 
 import pytest
-from qianmian_core.memo import IdentityMemo
+from qianmian_core.memo import IdentityMemo, transient
 
 
 class Snapshot:
@@ -63,3 +64,22 @@ def test_boundary_epochs_sort_an_objects_boundaries_once_and_place_a_moment_amon
     assert [deadlines.epoch((owner,), at, boundaries) for at in moments] == [0, 0, 1, 1]
     assert len(calls) == 2  # once per memo and object, whatever the moment
     assert windows.epoch((other,), t0, list) == 0  # another object: its own (here no) boundaries
+
+
+def test_transient_work_reads_kept_values_and_keeps_nothing_new() -> None:
+    memo: IdentityMemo[str] = IdentityMemo(10)
+    shared, passing = object(), object()
+    memo.put((shared,), "k", "kept")
+    with transient():
+        assert memo.get((shared,), "k") == "kept"
+        memo.put((passing,), "k", "one-off")
+        assert memo.get((passing,), "k") is None
+        assert len(memo) == 1
+
+        async def in_a_thread() -> None:  # worker threads started within it inherit it
+            await asyncio.to_thread(memo.put, (passing,), "t", "one-off")
+
+        asyncio.run(in_a_thread())
+        assert len(memo) == 1
+    memo.put((passing,), "k", "now kept")
+    assert memo.get((passing,), "k") == "now kept"

@@ -87,13 +87,14 @@ from datetime import UTC, date, datetime, timedelta
 from datetime import time as dtime
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 from zoneinfo import ZoneInfo
 
 import orjson
 from prometheus_client import Counter as PromCounter
 from qianmian_core.errors import DependencyUnavailableError, NotFoundError, UnprocessableError
 from qianmian_core.logging import get_logger
+from qianmian_core.memo import transient
 from qianmian_features.freshness import FeatureValue
 from qianmian_rules import CustomerFacts
 from sqlalchemy.exc import SQLAlchemyError
@@ -365,6 +366,16 @@ def _context(item: CustomerFactsWire, window: ContactWindow) -> CustomerContext:
     )
 
 
+T = TypeVar("T")
+
+
+def _keeping_nothing(work: Callable[..., T], *args: Any) -> T:
+    """``work(*args)`` keeping nothing in the decision path's memos (:func:`qianmian_core.memo.transient`):
+    a list scores each customer once, and kept entries would evict what live decisions share."""
+    with transient():
+        return work(*args)
+
+
 class OutboundService:
     """Builds outbound lists with the live decision path's own parts (see the module docstring)."""
 
@@ -603,14 +614,18 @@ class OutboundService:
                     break
                 upcoming = asyncio.ensure_future(following())  # the next page is read meanwhile
                 windows = await asyncio.to_thread(self._windows, [c.customer_id for c in page], since, run.at)
-                contexts, left_out = await asyncio.to_thread(self._precheck, run, page, windows)
+                contexts, left_out = await asyncio.to_thread(
+                    _keeping_nothing, self._precheck, run, page, windows
+                )
                 run.scanned += len(page)
                 run.excluded.update(left_out)
                 raw = await self._features(contexts)
                 # This page is scored while the next one is read (Feast's SQLite reads release the GIL).
                 if scoring is not None:
                     run.excluded.update(await scoring)
-                scoring = asyncio.ensure_future(asyncio.to_thread(self._score_page, run, contexts, raw))
+                scoring = asyncio.ensure_future(
+                    asyncio.to_thread(_keeping_nothing, self._score_page, run, contexts, raw)
+                )
             if scoring is not None:
                 run.excluded.update(await scoring)
         finally:
