@@ -24,6 +24,7 @@ answer in every channel, in every process and after every restart; nothing is ra
 from __future__ import annotations
 
 import bisect
+import functools
 import hashlib
 import math
 from collections.abc import Iterable, Mapping, Sequence
@@ -37,8 +38,10 @@ DEFAULT_HOLDOUT_SALT: Final = "qianmian-global-holdout-v1"
 DEFAULT_HOLDOUT_SHARE: Final = 0.05
 
 
+@functools.lru_cache(maxsize=65_536)
 def bucket(salt: str, customer_id: str) -> int:
-    """The customer's bucket in ``[0, BUCKETS)`` under ``salt``."""
+    """The customer's bucket in ``[0, BUCKETS)`` under ``salt`` (kept for the customers seen last:
+    a decision asks for the holdout's and each layer's bucket, several times)."""
     digest = hashlib.sha256(f"{salt}:{customer_id}".encode()).digest()
     return int.from_bytes(digest[:8], "big") % BUCKETS
 
