@@ -66,20 +66,33 @@ def test_boundary_epochs_sort_an_objects_boundaries_once_and_place_a_moment_amon
     assert windows.epoch((other,), t0, list) == 0  # another object: its own (here no) boundaries
 
 
-def test_transient_work_reads_kept_values_and_keeps_nothing_new() -> None:
+def test_transient_work_keeps_its_values_apart_and_drops_them_at_the_end() -> None:
     memo: IdentityMemo[str] = IdentityMemo(10)
     shared, passing = object(), object()
     memo.put((shared,), "k", "kept")
     with transient():
         assert memo.get((shared,), "k") == "kept"
         memo.put((passing,), "k", "one-off")
-        assert memo.get((passing,), "k") is None
-        assert len(memo) == 1
+        assert memo.get((passing,), "k") == "one-off"  # the work reuses what it derived
+        assert len(memo) == 1  # nothing evicted or added for live callers
 
-        async def in_a_thread() -> None:  # worker threads started within it inherit it
-            await asyncio.to_thread(memo.put, (passing,), "t", "one-off")
+        async def in_a_thread() -> str | None:  # worker threads started within it share it
+            await asyncio.to_thread(memo.put, (passing,), "t", "from a thread")
+            return memo.get((passing,), "t")
 
-        asyncio.run(in_a_thread())
+        assert asyncio.run(in_a_thread()) == "from a thread"
         assert len(memo) == 1
+    assert memo.get((passing,), "k") is None
+    assert memo.get((shared,), "k") == "kept"
     memo.put((passing,), "k", "now kept")
     assert memo.get((passing,), "k") == "now kept"
+
+
+def test_transient_values_are_bounded_per_memo() -> None:
+    memo: IdentityMemo[int] = IdentityMemo(3)
+    objects = [object() for _ in range(5)]
+    with transient():
+        for i, o in enumerate(objects):
+            memo.put((o,), None, i)
+        assert [memo.get((o,)) for o in objects] == [None, None, 2, 3, 4]
+    assert len(memo) == 0

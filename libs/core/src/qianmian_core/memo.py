@@ -25,22 +25,27 @@ def evict_oldest(cache: dict[Any, Any]) -> None:
         cache.pop(next(iter(cache)), None)
 
 
-_TRANSIENT: ContextVar[bool] = ContextVar("qianmian_memo_transient", default=False)
+#: Values kept inside :func:`transient`, per memo (by id), apart from the memos' own entries.
+_SCRATCH: ContextVar[dict[int, dict[Any, Any]] | None] = ContextVar("qianmian_memo_scratch", default=None)
+#: The most values one memo keeps inside one :func:`transient` (oldest first out).
+TRANSIENT_MAX = 20_000
 
 
 @contextmanager
 def transient() -> Iterator[None]:
-    """Within it (this thread or task), memos answer from what they hold but keep nothing new.
+    """Within it (this thread or task, and threads started from it), memos keep new values apart
+    and drop them at the end; values kept before are read as ever.
 
-    For one-off work over many objects (an outbound list scores 100,000 customers once each): kept,
-    its entries would only evict what live requests share (measured: a tenth of such a list's time
-    went to keeping and evicting entries nobody read again).
+    For one-off work over many objects (an outbound list scores 100,000 customers once each): kept
+    in the memos, its entries would evict what live requests share (measured: a tenth of such a
+    list's time went to keeping and evicting entries), while the work still reuses what it derives
+    from shared objects (a hub snapshot's windows, a page's common candidates).
     """
-    token = _TRANSIENT.set(True)
+    token = _SCRATCH.set({})
     try:
         yield
     finally:
-        _TRANSIENT.reset(token)
+        _SCRATCH.reset(token)
 
 
 class IdentityMemo(Generic[V]):
@@ -57,13 +62,25 @@ class IdentityMemo(Generic[V]):
 
     def get(self, objects: tuple[object, ...], key: Hashable = None) -> V | None:
         """The value kept for exactly these objects and ``key``, or None."""
-        entry = self._entries.get((tuple(map(id, objects)), key))
+        ids = (tuple(map(id, objects)), key)
+        entry = self._entries.get(ids)
+        if entry is None:
+            scratch = _SCRATCH.get()
+            if scratch:
+                entry = scratch.get(id(self), {}).get(ids)
         return None if entry is None else entry[1]
 
     def put(self, objects: tuple[object, ...], key: Hashable, value: V) -> None:
         """Keep ``value`` for these objects and ``key`` (holding the objects with it); nothing is kept
-        inside :func:`transient`."""
-        if _TRANSIENT.get():
+        in the memo inside :func:`transient` (kept apart there, until it ends)."""
+        scratch = _SCRATCH.get()
+        if scratch is not None:
+            mine = scratch.get(id(self))
+            if mine is None:
+                mine = scratch.setdefault(id(self), {})
+            if len(mine) >= min(self.max_entries, TRANSIENT_MAX):
+                evict_oldest(mine)
+            mine[(tuple(map(id, objects)), key)] = (objects, value)
             return
         if len(self._entries) >= self.max_entries:
             evict_oldest(self._entries)
