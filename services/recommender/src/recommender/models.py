@@ -101,6 +101,19 @@ class Decision(Base):
     schema_version: Mapped[int] = mapped_column(Integer)
 
 
+class DecisionPart(Base):
+    """A part of the audit JSON that many decisions share (a warm customer's candidate entries, a
+    feature snapshot, a configuration), stored once under the SHA-256 of its bytes and referenced from
+    each decision as ``{"$part": "<digest>"}`` (schema 3). Append-only, like the decisions."""
+
+    __tablename__ = "decision_parts"
+
+    digest: Mapped[str] = mapped_column(String(64), primary_key=True)
+    #: When it was first written (the newest decision of the batch that wrote it).
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    body: Mapped[Any] = mapped_column(JSON)
+
+
 class ContactEvent(Base):
     """One contact or feedback event; the sliding windows of the caps are counted over these."""
 

@@ -26,7 +26,7 @@ def test_0005_upgrades_from_0004_and_downgrades_back(dialect: str, tmp_path: Pat
         migrate(url, "0004")
         before = table_names(url)
         assert not before & EXPERIMENT_TABLES
-        migrate(url)
+        migrate(url, "0005")
         assert current_revision(url) == "0005"
         assert table_names(url) == before | EXPERIMENT_TABLES
         downgrade(url, "0004")

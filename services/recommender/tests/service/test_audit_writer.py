@@ -14,7 +14,7 @@ import pytest
 from qianmian_core.db import Database
 from recommender.database import open_database
 from recommender.repository import AuditRecord, AuditRepository, NotPseudonymousError
-from recommender.repository.audit import RULE_ORDER, shared_part
+from recommender.repository.audit import RULE_ORDER, SharedPart, shared_part
 from recommender.service.audit import (
     AuditSaturatedError,
     AuditUnavailableError,
@@ -255,3 +255,102 @@ def test_verdicts_are_stored_as_their_failed_rules_and_read_back_in_full(databas
     assert all(o["codes"] == [] for o in candidate["outcomes"] if o["passed"])
     assert read_old.candidates == old.candidates
     assert read_old.schema_version == 1
+
+
+def _shared_record(i: int, candidates: SharedPart, feast: SharedPart) -> AuditRecord:
+    return record(
+        i,
+        candidates=candidates,
+        features={"feast": feast, "context": {"contacts": i}},
+    )
+
+
+async def _write_decisions(writer: GroupCommitAuditWriter, records: Sequence[AuditRecord]) -> list[Settled]:
+    def builder(r: AuditRecord) -> Any:
+        return lambda _reservation: (r, {"decision_id": r.decision_id})
+
+    return list(
+        await asyncio.gather(*(writer.write_decision(r.customer_id, builder(r), None) for r in records))
+    )
+
+
+def test_shared_parts_are_stored_once_and_read_back_in_place(database: Database) -> None:
+    entries = [
+        {"product_id": "P1", "score": 0.4, "failed": {}, "allowed": True},
+        {
+            "product_id": "P2",
+            "score": 0.1,
+            "failed": {"suitability": ["risk_above_assessment"]},
+            "allowed": False,
+        },
+    ]
+    candidates = SharedPart(orjson.dumps(entries))
+    other = SharedPart(orjson.dumps(entries[:1]))
+    feast = shared_part(object(), lambda: {"values": {"customer_profile:aum": 1.5}, "missing": []})
+    records = [_shared_record(i, candidates if i % 3 else other, feast) for i in range(60)]
+    writer = GroupCommitAuditWriter(database, max_batch=16, max_wait_ms=5)
+
+    async def run() -> None:
+        await writer.start()
+        try:
+            await _write_decisions(writer, records[:30])
+            await _write_decisions(writer, records[30:])
+        finally:
+            await writer.stop()
+
+    asyncio.run(run())
+    assert writer.stats.batches >= 4
+    with database.session() as session:
+        assert session.execute(text("SELECT count(*) FROM decision_parts")).scalar_one() == 3
+        raw = session.execute(
+            text("SELECT candidates, features FROM decisions WHERE decision_id = 'dec-00001'")
+        ).one()
+        # as the column holds them (text on SQLite, json on PostgreSQL)
+        stored = [orjson.loads(v) if isinstance(v, str | bytes) else v for v in raw]
+        assert stored[0] == {"$part": candidates.digest}
+        assert stored[1]["feast"] == {"$part": feast.digest}
+        audit = AuditRepository(session)
+        read = audit.get("dec-00001")
+        assert read is not None
+        assert read.schema_version == 3
+        assert read.features["feast"] == {"values": {"customer_profile:aum": 1.5}, "missing": []}
+        assert read.features["context"] == {"contacts": 1}
+        assert [c["product_id"] for c in read.candidates] == ["P1", "P2"]  # type: ignore[union-attr]
+        assert read.candidates[1]["outcomes"][1] == {  # type: ignore[index]
+            "rule": "suitability",
+            "passed": False,
+            "codes": ["risk_above_assessment"],
+        }
+        listed = audit.for_customer(records[3].customer_id)
+        assert listed
+        assert all(isinstance(r.candidates, list) for r in listed)
+
+
+def test_a_failed_batch_leaves_its_parts_to_be_written_by_the_next(database: Database) -> None:
+    first = SharedPart(b'[{"product_id":"P1"}]')
+    later = SharedPart(b'[{"product_id":"P9"}]')
+    feast = SharedPart(b'{"values":{}}')
+    writer = GroupCommitAuditWriter(database, max_batch=16, max_wait_ms=50)
+
+    async def run() -> list[object]:
+        await writer.start()
+        try:
+            await _write_decisions(writer, [_shared_record(1, first, feast)])
+            # one batch: a new part and a duplicate decision id, so the whole batch rolls back
+            failed = await asyncio.gather(
+                _write_decisions(writer, [_shared_record(2, later, feast), _shared_record(1, first, feast)]),
+                return_exceptions=True,
+            )
+            await _write_decisions(writer, [_shared_record(3, later, feast)])
+            return list(failed)
+        finally:
+            await writer.stop()
+
+    failed = asyncio.run(run())
+    assert all(isinstance(f, AuditUnavailableError) for f in failed)
+    with database.session() as session:
+        audit = AuditRepository(session)
+        assert audit.get("dec-00002") is None
+        again = audit.get("dec-00003")
+        assert again is not None
+        assert again.candidates == [{"product_id": "P9"}]

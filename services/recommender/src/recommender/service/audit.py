@@ -48,6 +48,9 @@ log = get_logger(__name__)
 
 #: Turns of the event loop without a new record after which a batch stops gathering and commits.
 QUIET_TURNS: Final = 3
+#: Shared parts remembered as stored (beyond it the set starts again: a part is then written again
+#: once, and left as it is by the database).
+DURABLE_PARTS_MAX: Final = 200_000
 
 
 class AuditUnavailableError(Exception):
@@ -132,6 +135,8 @@ class GroupCommitAuditWriter:
         self.max_wait = max_wait_ms / 1000
         self.max_queue = max_queue
         self.stats = GroupCommitStats()
+        #: Digests of shared parts known to be in ``decision_parts`` (written by a committed batch).
+        self._durable_parts: set[str] = set()
         self._queue: asyncio.Queue[_Pending] | None = None
         self._task: asyncio.Task[None] | None = None
 
@@ -283,8 +288,12 @@ class GroupCommitAuditWriter:
                 record, answer = p.build(reservation)
                 records.append(record)
                 results.append(Settled(record, answer, reservation, window))
-            AuditRepository(session).append_many(records)
+            written = AuditRepository(session).append_many(records, self._durable_parts)
             for p, result in zip(batch, results, strict=True):
                 if p.also is not None and result.record is not None:
                     p.also(session, result.answer)
+        # committed: later batches refer to these parts without writing them again
+        if len(self._durable_parts) + len(written) > DURABLE_PARTS_MAX:
+            self._durable_parts.clear()
+        self._durable_parts.update(written)
         return results

@@ -100,7 +100,7 @@ from qianmian_rules import CustomerFacts
 from sqlalchemy.exc import SQLAlchemyError
 
 from recommender.ml.data import serving_feature_tokens
-from recommender.repository.audit import AuditRecord, AuditRepository
+from recommender.repository.audit import AuditRecord, AuditRepository, inline_part
 from recommender.repository.contacts import ContactRepository, ContactWindow, SlotRequest
 from recommender.repository.outbound import OutboundListRecord, OutboundListRepository
 from recommender.service.candidates import (
@@ -770,7 +770,8 @@ class OutboundService:
                     {
                         "features": features_json,
                         **self._decision_json(run, candidate_set, parts, outcome, mode, degraded_reasons),
-                    }
+                    },
+                    default=inline_part,  # a list's customers rarely share candidate entries
                 ),
             )
             right = self._right_of(run, item.facts, personalised, parts[best.product_id], outcome)
@@ -783,7 +784,8 @@ class OutboundService:
                 scored.right_cost_fen = right.unit_cost_fen
                 scored.right_remaining = right.remaining_count
                 scored.without_right = orjson.dumps(
-                    self._decision_json(run, candidate_set, parts, dropped, mode, degraded_reasons)
+                    self._decision_json(run, candidate_set, parts, dropped, mode, degraded_reasons),
+                    default=inline_part,
                 )
             run.scored.append(scored)
         return excluded

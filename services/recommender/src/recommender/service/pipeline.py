@@ -24,6 +24,7 @@ from qianmian_core.memo import BoundaryEpochs, IdentityMemo
 from qianmian_rules import CustomerFacts, EligibilityRules
 
 from recommender.bounds import WARM_ENTRIES
+from recommender.repository.audit import SharedPart
 from recommender.service.arbitration import (
     ArbitrationCandidate,
     ArbitrationConfig,
@@ -104,7 +105,7 @@ _POLICIES = PolicyMemo(WARM_ENTRIES)
 #: The candidates' policy views per (candidates, offer parts, catalogue) of a warm customer.
 _INPUTS: IdentityMemo[tuple[CandidateProduct, ...]] = IdentityMemo(WARM_ENTRIES)
 #: The audit's candidate entries, encoded, per (candidates, verdicts, parts) and arbitration's drops.
-_AUDIT_CANDIDATES: IdentityMemo[orjson.Fragment] = IdentityMemo(WARM_ENTRIES)
+_AUDIT_CANDIDATES: IdentityMemo[SharedPart] = IdentityMemo(WARM_ENTRIES)
 
 
 @dataclass(frozen=True, slots=True)
@@ -271,7 +272,7 @@ def _content(part: OfferParts) -> dict[str, Any] | None:
 
 def audit_candidates(
     candidates: Sequence[Candidate], outcome: PipelineOutcome, parts: Mapping[str, OfferParts]
-) -> orjson.Fragment:
+) -> SharedPart:
     """The audit record's ``candidates``, encoded: each candidate's score and sources, its verdict as
     stored (failed rules only: :meth:`~recommender.service.policies.CandidateVerdict.stored_json`),
     its policy inputs and why arbitration dropped it. Read back, the repository lists every rule.
@@ -300,7 +301,7 @@ def audit_candidates(
                     "arbitration": dropped.get(c.product_id),
                 }
             )
-        encoded = orjson.Fragment(orjson.dumps(entries))
+        encoded = SharedPart(orjson.dumps(entries))
         _AUDIT_CANDIDATES.put(objects, key, encoded)
     return encoded
 

@@ -193,6 +193,7 @@ class ReplayService:
             _diff("ranker.scores", ranker_entry["scores"], dict(sorted(chosen.items())), diffs, tol)
             candidate_set = rescore(candidate_set, chosen)
         recorded_candidates = record.candidates
+        assert isinstance(recorded_candidates, list), "records are read back with their parts in place"
         _diff(
             "candidates",
             [(c["product_id"], c["score"], c["sources"], c["reason_codes"]) for c in recorded_candidates],
