@@ -26,6 +26,7 @@ from recommender.main import create_app
 from recommender.ml.data import TrainingData
 from recommender.ml.models.lightfm_hybrid import LightFMHybrid
 from recommender.ml.registry import ModelRegistry
+from recommender.repository.audit import AuditRepository
 from recommender.service.audit import GroupCommitAuditWriter
 from recommender.service.hub_cache import HubCache, HubCacheConfig
 from recommender.service.profile import ProfileView
@@ -173,9 +174,13 @@ def test_replay_reports_a_changed_input_and_the_cli_exit_code(
     try:
         with database.session() as session:  # a record whose bundles were served with a right changed
             rows = session.scalars(select(Decision).where(Decision.decision_id.in_(ids))).all()
-            row = next(r for r in rows if r.response["bundles"])
+            audit = AuditRepository(session)
+            shown = {r.decision_id: audit.get(r.decision_id) for r in rows}
+            row = next(r for r in rows if shown[r.decision_id].response["bundles"])  # type: ignore[union-attr]
+            served = shown[row.decision_id].response["bundles"]  # type: ignore[union-attr]
             response = dict(row.response)
-            response["bundles"] = [dict(response["bundles"][0], score=123.0), *response["bundles"][1:]]
+            # the stored bundles (a shared part's reference) replaced in the row by altered ones
+            response["bundles"] = [dict(served[0], score=123.0), *served[1:]]
             row.response = response
             target = row.decision_id
         result = ReplayService(database, registry).replay_many(

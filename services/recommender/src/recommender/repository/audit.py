@@ -116,6 +116,11 @@ class SharedPart:
             digest = self._digest = hashlib.sha256(self.encoded).hexdigest()
         return digest
 
+    @classmethod
+    def checked(cls, value: Any) -> SharedPart:
+        """``value`` masked where it must be, then encoded (for a part the caller keeps and shares)."""
+        return cls(orjson.dumps(mask_value(value) if contains_identifier(value) else value))
+
     def reference(self) -> orjson.Fragment:
         return orjson.Fragment(b'{"' + PART_REF.encode() + b'":"' + self.digest.encode() + b'"}')
 
@@ -226,8 +231,7 @@ def shared_part(owner: object, make: Callable[[], Any]) -> SharedPart:
     """
     part = _SHARED_PARTS.get((owner,))
     if part is None:
-        value = make()
-        part = SharedPart(orjson.dumps(mask_value(value) if contains_identifier(value) else value))
+        part = SharedPart.checked(make())
         _SHARED_PARTS.put((owner,), None, part)
     return part
 
@@ -257,12 +261,19 @@ def _is_ref(value: object) -> bool:
     return isinstance(value, dict) and len(value) == 1 and isinstance(value.get(PART_REF), str)
 
 
+#: The response keys that may refer to a stored part (the offers a warm customer is shown again).
+SHARED_RESPONSE_KEYS: Final = ("bundles", "ranking")
+
+
 def _references(row: Decision) -> set[str]:
-    """The digests a schema-3 row refers to (its candidates and its features' values)."""
+    """The digests a schema-3 row refers to (its candidates, its features' values, its response's
+    bundles and ranking)."""
     found: set[str] = set()
     if row.schema_version < 3:
         return found
-    for value in (row.candidates, *(row.features or {}).values()):
+    response = row.response or {}
+    shared = [response.get(k) for k in SHARED_RESPONSE_KEYS]
+    for value in (row.candidates, *(row.features or {}).values(), *shared):
         if _is_ref(value):
             found.add(value[PART_REF])
     return found
@@ -275,9 +286,11 @@ def _resolved(value: Any, parts: Mapping[str, Any]) -> Any:
 def _record(row: Decision, parts: Mapping[str, Any]) -> AuditRecord:
     features = row.features
     candidates = row.candidates
+    response = row.response
     if row.schema_version >= 3:
         features = {k: _resolved(v, parts) for k, v in features.items()}
         candidates = _resolved(candidates, parts)
+        response = {k: _resolved(v, parts) if k in SHARED_RESPONSE_KEYS else v for k, v in response.items()}
     return AuditRecord(
         decision_id=row.decision_id,
         created_at=row.created_at,
@@ -291,7 +304,7 @@ def _record(row: Decision, parts: Mapping[str, Any]) -> AuditRecord:
         request=row.request,
         features=features,
         candidates=_candidates(candidates, row.schema_version),
-        response=row.response,
+        response=response,
         schema_version=row.schema_version,
     )
 

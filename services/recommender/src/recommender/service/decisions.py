@@ -69,8 +69,8 @@ from recommender.service.pipeline import (
     OfferParts,
     PipelineOutcome,
     audit_candidates,
-    bundles,
     context_to_json,
+    offers,
     rank,
     without_offers,
 )
@@ -649,7 +649,7 @@ class DecisionService:
                 reason_codes.append("experiment_holdout")
             if run.ranker_code is not None:
                 reason_codes.append(run.ranker_code)
-            offered = bundles(
+            offered = offers(
                 ranked_outcome, candidate_set.candidates, parts, catalogue, personalised=personalised
             )
             response: dict[str, Any] = {
@@ -657,7 +657,7 @@ class DecisionService:
                 "mode": mode.value,
                 "experiment": experiment,
                 "model_version": model_version,
-                "bundles": offered,
+                "bundles": offered.bundles,
                 "reason_codes": list(dict.fromkeys(reason_codes)),
                 "degraded_reasons": degraded,
             }
@@ -698,7 +698,7 @@ class DecisionService:
                     "experiment": experiment_json,
                 },
                 candidates=candidates_json,
-                response={**response, "ranking": [o.as_json() for o in ranked_outcome.arbitration.ranked]},
+                response={**response, "bundles": offered.bundles_part, "ranking": offered.ranking_part},
             )
             return record, response
 

@@ -306,6 +306,43 @@ def audit_candidates(
     return encoded
 
 
+@dataclass(frozen=True, slots=True)
+class Offers:
+    """A decision's bundles (the response's, shared: never modify them), and the audit record's
+    bundles and ranking as shared parts (checked for identifiers and encoded once)."""
+
+    bundles: list[dict[str, Any]]
+    bundles_part: SharedPart
+    ranking_part: SharedPart
+
+
+#: Offers per (arbitration, verdicts, candidates, parts, catalogue) and mode: a warm customer's
+#: decisions show the same offers, built, checked and encoded once.
+_OFFERS: IdentityMemo[Offers] = IdentityMemo(WARM_ENTRIES)
+
+
+def offers(
+    outcome: PipelineOutcome,
+    candidates: Sequence[Candidate],
+    parts: Mapping[str, OfferParts],
+    catalogue: Mapping[str, CatalogueProduct],
+    *,
+    personalised: bool,
+) -> Offers:
+    """:func:`bundles` and the ranking, kept per inputs (see :class:`Offers`)."""
+    objects = (outcome.arbitration, outcome.policies, candidates, parts, catalogue)
+    kept = _OFFERS.get(objects, personalised)
+    if kept is None:
+        offered = bundles(outcome, candidates, parts, catalogue, personalised=personalised)
+        kept = Offers(
+            bundles=offered,
+            bundles_part=SharedPart.checked(offered),
+            ranking_part=SharedPart.checked([o.as_json() for o in outcome.arbitration.ranked]),
+        )
+        _OFFERS.put(objects, personalised, kept)
+    return kept
+
+
 def without_offers(outcome: PipelineOutcome) -> PipelineOutcome:
     """The outcome with its ranking emptied (the contact slot was refused)."""
     return replace(outcome, arbitration=ArbitrationResult(ranked=(), dropped=outcome.arbitration.dropped))
@@ -421,6 +458,7 @@ __all__ = [
     "catalogue_to_json",
     "context_from_json",
     "context_to_json",
+    "offers",
     "policy_input",
     "rank",
     "snapshot_hash",
