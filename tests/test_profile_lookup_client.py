@@ -157,3 +157,17 @@ def test_a_profile_without_the_lookup_is_read_customer_by_customer(profile_app: 
         await reference.aclose()
 
     asyncio.run(scenario())
+
+
+def test_one_client_serves_successive_event_loops(profile_app: FastAPI) -> None:
+    client = _client(Recording(profile_app))
+
+    async def stuck() -> None:  # a lookup left in flight when its loop ends
+        client._in_flight = 4  # the state a loop that ended mid-lookup leaves behind
+        client._loop = asyncio.get_running_loop()
+
+    async def read() -> object:
+        return await asyncio.wait_for(client.customer(IDS[0]), timeout=10)
+
+    asyncio.run(stuck())
+    assert asyncio.run(read()) == asyncio.run(client.customer_by_endpoints(IDS[0]))

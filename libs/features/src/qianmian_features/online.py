@@ -15,7 +15,7 @@ made and again every ``refresh_s`` seconds, so a ``feast apply`` reaches it as i
 (whose registry cache lives ``cache_ttl_seconds``).
 
 On the SQLite online store (the embedded default) the reader runs the store's own query itself, on a
-connection without sqlite3's per-row timestamp converter: each distinct timestamp text is parsed once
+connection without sqlite3's per-row timestamp converter: each distinct timestamp cell is read once
 per read and each distinct value's bytes are decoded once (kept, bounded), which halved the time of
 a 100,000-customer read again. The table name and database path are Feast's own helpers'; the test
 that holds the reader equal to the SDK runs on SQLite and Redis.
@@ -198,7 +198,7 @@ class _SqliteRows:
         self.key_version = config.entity_key_serialization_version
         self.versioning = bool(getattr(config.registry, "enable_online_feature_view_versioning", False))
         path = SqliteOnlineStore._get_db_path(config)
-        # no detect_types: timestamps come back as text and are parsed once per distinct text
+        # no detect_types: timestamps come back as stored (epoch seconds), each distinct one read once
         self._conn = sqlite3.connect(path, check_same_thread=False)
         self._decoded: dict[tuple[ValueType, bytes], object] = {}
 

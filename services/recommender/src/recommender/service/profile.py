@@ -98,15 +98,21 @@ class ProfileClient(ServiceClient):
         self._scheduled = False
         self._in_flight = 0
         self._lookups: set[asyncio.Task[None]] = set()
+        #: The event loop the waiting futures and lookups belong to.
+        self._loop: asyncio.AbstractEventLoop | None = None
         #: Lookup requests sent (tests and metrics read it).
         self.lookups_sent = 0
 
     async def customer(self, customer_id: str) -> ProfileView:
         """Facts and consents of one customer, read with the other customers asked for meanwhile;
         unknown → CustomerNotFoundError; profile unreachable or broken → ProfileUnavailableError."""
+        loop = asyncio.get_running_loop()
+        if loop is not self._loop:
+            # another event loop (a test client's next one): nothing of the last one's is carried over
+            self._loop, self._waiting, self._scheduled, self._in_flight = loop, {}, False, 0
         future = self._waiting.get(customer_id)
         if future is None:
-            future = asyncio.get_running_loop().create_future()
+            future = loop.create_future()
             self._waiting[customer_id] = future
             self._schedule()
         # shielded: a caller that gives up must not cancel the answer of the others waiting for it
