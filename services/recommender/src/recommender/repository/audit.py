@@ -8,11 +8,12 @@ stored as ``138****5678``. :meth:`AuditRecord.prepared` does both and normalises
 become lists), so the record a caller keeps equals, field for field, the one read back later;
 :meth:`AuditRecord.stored_row` does both too and encodes each JSON part once, for the insert.
 
-Schema 3 stores the parts that many records share (a warm customer's candidate entries, a cached
-feature snapshot, the configurations) once, in ``decision_parts`` by the SHA-256 of their bytes, and
-the record holds ``{"$part": "<digest>"}`` in their place (:class:`SharedPart`). A decision's candidate
-entries were four fifths of its row (about 60 KB on disk with the index and WAL): 18,000 decisions of
-the benchmark's load took 1.26 GB, and writing them was most of what auditing cost. Records are read
+Schema 3 stores the parts that many records share (a warm customer's candidate entries and the offers
+shown, a cached feature snapshot, the ranker's inputs, the configurations) once, in ``decision_parts``
+by the SHA-256 of their bytes, and the record holds ``{"$part": "<digest>"}`` in their place
+(:class:`SharedPart`). The candidate entries were most of a row: 18,000 decisions of the benchmark's
+load took 1.26 GB of SQLite (about 70 KB each with the indexes and WAL), and writing them was most of
+what auditing cost. Records are read
 back with every part in place, whatever their schema; parts, like records, are never updated or
 deleted.
 
