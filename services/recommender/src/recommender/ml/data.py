@@ -321,7 +321,56 @@ class FeatureVocabulary:
     def encode(
         self, token_lists: Sequence[Sequence[str]], *, prefix: sp.csr_matrix | None = None
     ) -> sp.csr_matrix:
-        """``[rows × (prefix columns + vocabulary)]``; unknown tokens are ignored."""
+        """``[rows × (prefix columns + vocabulary)]``, each row scaled to sum 1 (an empty row stays
+        empty); unknown tokens are ignored.
+
+        A few rows (a decision encodes one customer) are built in one pass; many (training, a batch)
+        by stacking and rescaling whole matrices. scipy's per-call overhead of the stacking was a
+        seventh of a first decision (580 µs against 77 µs for one row); the two give the same bits.
+        """
+        if len(token_lists) <= FEW_ROWS:
+            return self._encode_rows(token_lists, prefix)
+        return self._encode_matrix(token_lists, prefix)
+
+    def _encode_rows(
+        self, token_lists: Sequence[Sequence[str]], prefix: sp.csr_matrix | None
+    ) -> sp.csr_matrix:
+        width = 0 if prefix is None else int(prefix.shape[1])
+        if prefix is not None:
+            prefix = sp.csr_matrix(prefix, dtype=np.float32)
+            prefix.sum_duplicates()  # canonical: sorted columns, one entry each
+            if prefix.shape[0] != len(token_lists):
+                raise ValueError(f"prefix has {prefix.shape[0]} rows for {len(token_lists)} token lists")
+        indptr = [0]
+        indices: list[int] = []
+        data: list[np.float32] = []
+        one = np.float32(1.0)
+        for row, tokens in enumerate(token_lists):
+            known = sorted({i for t in tokens if (i := self.ids.get(t)) is not None})
+            values: list[np.float32] = [one] * len(known)
+            columns = [width + i for i in known]
+            if prefix is not None:
+                start, end = prefix.indptr[row], prefix.indptr[row + 1]
+                columns = [int(c) for c in prefix.indices[start:end]] + columns
+                values = [np.float32(v) for v in prefix.data[start:end]] + values
+            total = np.float32(sum(values, np.float32(0.0))) if values else np.float32(0.0)
+            scale = one / total if total > 0 else np.float32(0.0)
+            indices.extend(columns)
+            data.extend(np.float32(v * scale) for v in values)
+            indptr.append(len(indices))
+        return sp.csr_matrix(
+            (
+                np.asarray(data, dtype=np.float32),
+                np.asarray(indices, dtype=np.int64),
+                np.asarray(indptr, dtype=np.int64),
+            ),
+            shape=(len(token_lists), width + len(self)),
+            dtype=np.float32,
+        )
+
+    def _encode_matrix(
+        self, token_lists: Sequence[Sequence[str]], prefix: sp.csr_matrix | None
+    ) -> sp.csr_matrix:
         indptr = [0]
         indices: list[int] = []
         for tokens in token_lists:
@@ -342,6 +391,10 @@ class FeatureVocabulary:
         sums = np.asarray(matrix.sum(axis=1)).ravel()
         scale = np.divide(1.0, sums, out=np.zeros_like(sums), where=sums > 0).astype(np.float32)
         return sp.csr_matrix(sp.diags(scale) @ matrix, dtype=np.float32)
+
+
+#: Up to this many rows, :meth:`FeatureVocabulary.encode` builds them one by one.
+FEW_ROWS: Final = 64
 
 
 @dataclass(frozen=True)
