@@ -32,6 +32,7 @@ from datetime import datetime
 from typing import Any, Final
 
 import orjson
+from qianmian_core.db import dialect_insert
 from qianmian_core.masking import contains_identifier, mask_text, mask_value
 from qianmian_core.memo import IdentityMemo
 from sqlalchemy import Table, func, insert, select
@@ -85,20 +86,6 @@ _INSERT_DECISIONS: Final = insert(_DECISIONS)
 _PARTS: Final[Table] = DecisionPart.__table__  # type: ignore[assignment]
 
 
-def _insert_ignoring_duplicates(dialect: str) -> Any:
-    """INSERT into ``decision_parts`` that leaves a part already stored as it is (same digest, same
-    bytes: another batch or replica wrote it first)."""
-    if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as pg_insert
-
-        return pg_insert(_PARTS).on_conflict_do_nothing(index_elements=["digest"])
-    if dialect == "sqlite":
-        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-
-        return sqlite_insert(_PARTS).on_conflict_do_nothing(index_elements=["digest"])
-    raise ValueError(f"no audit store on {dialect}")
-
-
 class SharedPart:
     """Encoded JSON that many records share: stored once in ``decision_parts`` under the SHA-256 of
     its bytes, and referenced from each record (``{"$part": "<digest>"}``)."""
@@ -120,10 +107,15 @@ class SharedPart:
     @classmethod
     def checked(cls, value: Any) -> SharedPart:
         """``value`` masked where it must be, then encoded (for a part the caller keeps and shares)."""
-        return cls(orjson.dumps(mask_value(value) if contains_identifier(value) else value))
+        return cls(_masked_json(value))
 
     def reference(self) -> orjson.Fragment:
         return orjson.Fragment(b'{"' + PART_REF.encode() + b'":"' + self.digest.encode() + b'"}')
+
+
+def _masked_json(value: Any, default: Callable[[Any], Any] | None = None) -> bytes:
+    """``value`` encoded, its free text masked first where it holds an identifier."""
+    return orjson.dumps(mask_value(value) if contains_identifier(value) else value, default=default)
 
 
 def inline_part(value: object) -> orjson.Fragment:
@@ -206,9 +198,7 @@ class AuditRecord:
         row = {f.name: getattr(self, f.name) for f in fields(self)}
         for name in ("request", "features", "response"):
             value = row[name]
-            row[name] = orjson.Fragment(
-                orjson.dumps(mask_value(value) if contains_identifier(value) else value, default=referencing)
-            )
+            row[name] = orjson.Fragment(_masked_json(value, referencing))
         candidates = self.candidates
         row["candidates"] = (
             referencing(candidates)
@@ -329,8 +319,9 @@ class AuditRepository:
         new = {digest: body for digest, body in parts.items() if digest not in stored}
         if new:
             now = max(r.created_at for r in records)
+            # a part already stored (same digest, same bytes: another batch or replica) is left as it is
             connection.execute(
-                _insert_ignoring_duplicates(connection.dialect.name),
+                dialect_insert(self.session, _PARTS).on_conflict_do_nothing(index_elements=["digest"]),
                 [
                     {"digest": digest, "created_at": now, "body": orjson.Fragment(body)}
                     for digest, body in new.items()
