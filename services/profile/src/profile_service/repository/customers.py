@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Collection, Iterable, Sequence
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, Row, String, and_, cast, func, select
+from sqlalchemy import ColumnElement, Row, Select, String, and_, cast, func, select
 from sqlalchemy.orm import Session
 
 from profile_service.models import (
@@ -132,18 +132,26 @@ def _in_page(
     return condition
 
 
+def _facts() -> Select[str, int, float, str, list[str], str]:
+    """(customer_id, age, aum, region, segments, lifecycle_stage) of customers, in id order."""
+    c = Customer.__table__.c
+    return select(c.customer_id, c.age, c.aum, c.region, c.segments, c.lifecycle_stage).order_by(
+        c.customer_id
+    )
+
+
 def facts_page(
     session: Session, after: str | None, limit: int, segment: str | None
 ) -> Sequence[Row[str, int, float, str, list[str], str]]:
     """(customer_id, age, aum, region, segments, lifecycle_stage) of up to ``limit`` customers with
     ``customer_id > after``, in ``customer_id`` order, optionally only those in ``segment``."""
     c = Customer.__table__.c
-    stmt = select(c.customer_id, c.age, c.aum, c.region, c.segments, c.lifecycle_stage)
+    stmt = _facts()
     if after is not None:
         stmt = stmt.where(c.customer_id > after)
     if segment is not None:
         stmt = stmt.where(_in_segment(segment))
-    return session.execute(stmt.order_by(c.customer_id).limit(limit)).all()
+    return session.execute(stmt.limit(limit)).all()
 
 
 #: Which customers a bulk read covers, as a condition on a table's ``customer_id`` column.
@@ -191,13 +199,7 @@ def consents_of(session: Session, scope: Scope) -> Iterable[Row[str, str, bool]]
     return session.execute(select(c.customer_id, c.channel, c.granted).where(scope(c.customer_id)))
 
 
-def facts_of_ids(
-    session: Session, customer_ids: Collection[str]
-) -> Sequence[Row[str, int, float, str, list[str], str]]:
-    """(customer_id, age, aum, region, segments, lifecycle_stage) of the customers with these ids
-    (those that exist), in ``customer_id`` order."""
-    c = Customer.__table__.c
-    stmt = select(c.customer_id, c.age, c.aum, c.region, c.segments, c.lifecycle_stage)
-    return session.execute(
-        stmt.where(c.customer_id.in_(sorted(set(customer_ids)))).order_by(c.customer_id)
-    ).all()
+def facts_of(session: Session, scope: Scope) -> Sequence[Row[str, int, float, str, list[str], str]]:
+    """(customer_id, age, aum, region, segments, lifecycle_stage) of the customers in ``scope`` that
+    exist, in ``customer_id`` order."""
+    return session.execute(_facts().where(scope(Customer.__table__.c.customer_id))).all()

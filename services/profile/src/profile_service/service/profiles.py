@@ -236,13 +236,12 @@ def facts_lookup(session: Session, customer_ids: Sequence[str]) -> CustomerFacts
     Four queries whatever the number of ids; the recommender reads the customers its concurrent
     decisions need this way, in one request instead of two per customer.
     """
-    rows = customer_repo.facts_of_ids(session, customer_ids)
-    found = {row.customer_id for row in rows}
-    missing = sorted(set(customer_ids) - found)
+    scope = customer_repo.ids_scope(customer_ids)
+    rows = customer_repo.facts_of(session, scope)
+    missing = sorted(set(customer_ids) - {row.customer_id for row in rows})
     if not rows:
         return CustomerFactsLookup(customers=[], missing=missing)
-    items = _facts_items(session, rows, customer_repo.ids_scope(found))
-    return CustomerFactsLookup(customers=items, missing=missing)
+    return CustomerFactsLookup(customers=_facts_items(session, rows, scope), missing=missing)
 
 
 def _facts_items(
