@@ -61,10 +61,9 @@ class _View:
     view: FeatureView
     #: Requested feature names, in the order asked.
     names: tuple[str, ...]
-    #: ``"view:feature"`` per requested name.
-    refs: tuple[str, ...]
-    #: Each requested feature's value type, for the SDK's conversion.
-    types: tuple[ValueType, ...]
+    #: Each requested feature: its name, its ``"view:feature"`` reference and its value type (for
+    #: the SDK's conversion).
+    columns: tuple[tuple[str, str, ValueType], ...]
     #: The join key's value type (how an id becomes an entity key).
     key_type: ValueType
 
@@ -134,8 +133,7 @@ class OnlineReader:
                 _View(
                     view=view,
                     names=tuple(names),
-                    refs=tuple(f"{name}:{n}" for n in names),
-                    types=tuple(fields[n].dtype.to_value_type() for n in names),
+                    columns=tuple((n, f"{name}:{n}", fields[n].dtype.to_value_type()) for n in names),
                     key_type=keys[0].dtype.to_value_type(),
                 )
             )
@@ -183,7 +181,7 @@ class OnlineReader:
             out = result[entity_id]
             # The SDK's response carries the row's timestamp in whole seconds (0: no row).
             when = _whole_seconds(stamp)
-            for name, ref, value_type in zip(spec.names, spec.refs, spec.types, strict=True):
+            for name, ref, value_type in spec.columns:
                 proto = None if data is None else data.get(name)
                 value = None if proto is None else feast_value_type_to_python_type(proto, value_type)
                 out[ref] = FeatureValue(value, when)
@@ -217,34 +215,29 @@ class _SqliteRows:
             f'FROM "{table}" WHERE entity_key IN ({",".join("?" * len(binary))}) ORDER BY entity_key',
             binary,
         ).fetchall()
-        wanted = dict(zip(spec.names, zip(spec.refs, spec.types, strict=True), strict=True))
-        stamps: dict[object, datetime | None] = {}
-        found: dict[str, tuple[dict[str, bytes], object]] = {}
+        values_of: dict[str, dict[str, bytes]] = {}
+        stamp_of: dict[str, object] = {}
         for entity_key, feature, raw, stamp in rows:
             entity_id = id_of[entity_key]
-            held = found.get(entity_id)
-            if held is None:
-                held = found[entity_id] = ({}, stamp)
-            values = held[0]
-            values[feature] = raw
-            # the SDK keeps the timestamp of the entity's last row
-            found[entity_id] = (values, stamp)
+            values_of.setdefault(entity_id, {})[feature] = raw
+            stamp_of[entity_id] = stamp  # the SDK keeps the timestamp of the entity's last row
         decoded = self._decoded
         if len(decoded) > DECODED_MAX:
             decoded.clear()
+        stamps: dict[object, datetime | None] = {}
         for entity_id in unique:
             out = result[entity_id]
-            held = found.get(entity_id)
-            if held is None:
-                for ref, _ in wanted.values():
+            values = values_of.get(entity_id)
+            if values is None:
+                for _, ref, _ in spec.columns:
                     out[ref] = FeatureValue(None, None)
                 continue
-            values, stamp = held
+            stamp = stamp_of[entity_id]
             if stamp in stamps:
                 when = stamps[stamp]
             else:
                 when = stamps[stamp] = _whole_seconds(_parse_stamp(stamp))
-            for name, (ref, value_type) in wanted.items():
+            for name, ref, value_type in spec.columns:
                 raw = values.get(name)
                 value: object = None
                 if raw is not None:
