@@ -224,6 +224,16 @@ class Database:
         """``sqlite`` or ``postgresql``."""
         return self.engine.dialect.name
 
+    @property
+    def shareable(self) -> bool:
+        """Whether another process can open the same database from :attr:`url` (not an in-memory
+        SQLite database)."""
+        parsed = make_url(self.url)
+        if parsed.get_backend_name() != "sqlite":
+            return True
+        database = parsed.database or ""
+        return database not in ("", ":memory:") and "mode=memory" not in self.url
+
     @contextmanager
     def session(self) -> Iterator[Session]:
         """A session committed on success and rolled back on any error."""

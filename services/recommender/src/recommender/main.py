@@ -126,7 +126,11 @@ def create_app(
             holder.install_sighup()
 
     database = open_database(settings.database_url)
-    audit_writer = audit or GroupCommitAuditWriter(database, max_wait_ms=settings.audit_group_wait_ms)
+    audit_writer = audit or GroupCommitAuditWriter(
+        database,
+        max_wait_ms=settings.audit_group_wait_ms,
+        process=settings.audit_writer == "process" and database.shareable,
+    )
     cleanups: list[Callable[[], Awaitable[None]]] = []
     if hub_cache is None:
         hubs_token = settings.hubs_token.get_secret_value() if settings.hubs_token else ""

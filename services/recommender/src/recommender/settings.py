@@ -87,6 +87,13 @@ class RecommenderSettings(ServiceSettings):
         "commit: it commits as soon as the event loop has no request left to finish (records that "
         "queue while a commit runs join the next one anyway); 0 commits at once",
     )
+    audit_writer: Literal["process", "thread"] = Field(
+        default="process",
+        description="Where the audit writer's database work runs: `process` in a process of its own "
+        "(slots, identifier checks, inserts and commits on another core; the decision is still answered "
+        "only after its commit), `thread` in a thread of the serving process. An in-memory SQLite "
+        "database always uses the thread (another process cannot open it)",
+    )
     feature_reads: Literal["direct", "sdk"] = Field(
         default="direct",
         description="How online features (the ranker's too) are read: `direct` asks Feast's online store "

@@ -27,6 +27,13 @@ from sqlalchemy import text
 T0 = datetime(2025, 6, 30, 4, 0, tzinfo=UTC)
 
 
+@pytest.fixture(params=["thread", "process"])
+def process(request: pytest.FixtureRequest) -> bool:
+    """Whether the writer's database work runs in a process of its own (the service's default) or in
+    a thread of this one: both keep every promise below."""
+    return bool(request.param == "process")
+
+
 def record(i: int, **overrides: object) -> AuditRecord:
     values: dict[str, object] = {
         "decision_id": f"dec-{i:05d}",
@@ -64,9 +71,11 @@ async def _write_all(writer: GroupCommitAuditWriter, records: Sequence[AuditReco
         await writer.stop()
 
 
-def test_200_concurrent_writes_are_durable_batched_and_replay_exactly(database: Database) -> None:
+def test_200_concurrent_writes_are_durable_batched_and_replay_exactly(
+    database: Database, process: bool
+) -> None:
     records = [record(i) for i in range(200)]
-    writer = GroupCommitAuditWriter(database, max_batch=64, max_wait_ms=5)
+    writer = GroupCommitAuditWriter(database, max_batch=64, max_wait_ms=5, process=process)
     stored = asyncio.run(_write_all(writer, records))
     stats = writer.stats
     print(
@@ -112,10 +121,12 @@ def test_a_batch_commits_when_no_request_is_left_to_join_not_after_the_wait(data
     assert writer.stats.largest_batch == 3
 
 
-def test_a_failed_commit_fails_every_waiter_of_the_batch_and_is_counted(tmp_path: Path) -> None:
+def test_a_failed_commit_fails_every_waiter_of_the_batch_and_is_counted(
+    tmp_path: Path, process: bool
+) -> None:
     unmigrated = open_database(f"sqlite:///{tmp_path / 'empty.db'}")  # no tables: every INSERT fails
     before = AUDIT_WRITE_FAILURES._value.get()
-    writer = GroupCommitAuditWriter(unmigrated, max_wait_ms=5)
+    writer = GroupCommitAuditWriter(unmigrated, max_wait_ms=5, process=process)
 
     async def run() -> list[object]:
         await writer.start()
@@ -133,11 +144,11 @@ def test_a_failed_commit_fails_every_waiter_of_the_batch_and_is_counted(tmp_path
     assert writer.stats.records == 0
 
 
-def test_a_duplicate_decision_id_is_not_acknowledged(database: Database) -> None:
-    writer = GroupCommitAuditWriter(database)
+def test_a_duplicate_decision_id_is_not_acknowledged(database: Database, process: bool) -> None:
+    writer = GroupCommitAuditWriter(database, process=process)
     asyncio.run(_write_all(writer, [record(1)]))
     with pytest.raises(AuditUnavailableError):
-        asyncio.run(_write_all(GroupCommitAuditWriter(database), [record(1)]))
+        asyncio.run(_write_all(GroupCommitAuditWriter(database, process=process), [record(1)]))
 
 
 def test_a_full_queue_is_refused_at_once(database: Database, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -179,13 +190,15 @@ def test_writing_without_a_running_writer_is_unavailable(database: Database) -> 
         asyncio.run(GroupCommitAuditWriter(database).write(record(1)))
 
 
-def test_identifiers_are_masked_and_customer_ids_must_be_pseudonymous(database: Database) -> None:
+def test_identifiers_are_masked_and_customer_ids_must_be_pseudonymous(
+    database: Database, process: bool
+) -> None:
     noisy = record(
         3,
         request={"note": "客户来电 13812345678，身份证 110101199003071234", "limit": 3},
         features={"free_text": {"value": "card 6222021234567890123"}},
     )
-    (stored,) = asyncio.run(_write_all(GroupCommitAuditWriter(database), [noisy]))
+    (stored,) = asyncio.run(_write_all(GroupCommitAuditWriter(database, process=process), [noisy]))
     with database.session() as session:
         replayed = AuditRepository(session).get(noisy.decision_id)
     assert replayed == stored
@@ -274,7 +287,7 @@ async def _write_decisions(writer: GroupCommitAuditWriter, records: Sequence[Aud
     )
 
 
-def test_shared_parts_are_stored_once_and_read_back_in_place(database: Database) -> None:
+def test_shared_parts_are_stored_once_and_read_back_in_place(database: Database, process: bool) -> None:
     entries = [
         {"product_id": "P1", "score": 0.4, "failed": {}, "allowed": True},
         {
@@ -288,7 +301,7 @@ def test_shared_parts_are_stored_once_and_read_back_in_place(database: Database)
     other = SharedPart(orjson.dumps(entries[:1]))
     feast = shared_part(object(), lambda: {"values": {"customer_profile:aum": 1.5}, "missing": []})
     records = [_shared_record(i, candidates if i % 3 else other, feast) for i in range(60)]
-    writer = GroupCommitAuditWriter(database, max_batch=16, max_wait_ms=5)
+    writer = GroupCommitAuditWriter(database, max_batch=16, max_wait_ms=5, process=process)
 
     async def run() -> None:
         await writer.start()
@@ -326,11 +339,11 @@ def test_shared_parts_are_stored_once_and_read_back_in_place(database: Database)
         assert all(isinstance(r.candidates, list) for r in listed)
 
 
-def test_a_failed_batch_leaves_its_parts_to_be_written_by_the_next(database: Database) -> None:
+def test_a_failed_batch_leaves_its_parts_to_be_written_by_the_next(database: Database, process: bool) -> None:
     first = SharedPart(b'[{"product_id":"P1"}]')
     later = SharedPart(b'[{"product_id":"P9"}]')
     feast = SharedPart(b'{"values":{}}')
-    writer = GroupCommitAuditWriter(database, max_batch=16, max_wait_ms=50)
+    writer = GroupCommitAuditWriter(database, max_batch=16, max_wait_ms=50, process=process)
 
     async def run() -> list[object]:
         await writer.start()

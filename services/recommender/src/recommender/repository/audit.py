@@ -109,8 +109,9 @@ class SharedPart:
         """``value`` masked where it must be, then encoded (for a part the caller keeps and shares)."""
         return cls(_masked_json(value))
 
-    def reference(self) -> orjson.Fragment:
-        return orjson.Fragment(b'{"' + PART_REF.encode() + b'":"' + self.digest.encode() + b'"}')
+    def reference(self) -> bytes:
+        """The encoded reference that stands for the part in a record (``{"$part": "<digest>"}``)."""
+        return b'{"' + PART_REF.encode() + b'":"' + self.digest.encode() + b'"}'
 
 
 def _masked_json(value: Any, default: Callable[[Any], Any] | None = None) -> bytes:
@@ -135,9 +136,13 @@ class _Referencing:
 
     def __call__(self, value: object) -> orjson.Fragment:
         if isinstance(value, SharedPart):
-            self.parts[value.digest] = value.encoded
-            return value.reference()
+            return orjson.Fragment(self.note(value))
         raise TypeError(f"cannot encode {type(value).__name__}")
+
+    def note(self, part: SharedPart) -> bytes:
+        """``part``'s reference, the part noted in ``parts``."""
+        self.parts[part.digest] = part.encoded
+        return part.reference()
 
 
 class NotPseudonymousError(ValueError):
@@ -195,17 +200,31 @@ class AuditRecord:
         """
         self._check()
         referencing = _Referencing(parts)
-        row = {f.name: getattr(self, f.name) for f in fields(self)}
+        row = self._columns()
         for name in ("request", "features", "response"):
-            value = row[name]
-            row[name] = orjson.Fragment(_masked_json(value, referencing))
-        candidates = self.candidates
-        row["candidates"] = (
-            referencing(candidates)
-            if isinstance(candidates, SharedPart)
-            else orjson.Fragment(orjson.dumps(candidates))
-        )
+            row[name] = orjson.Fragment(_masked_json(row[name], referencing))
+        row["candidates"] = orjson.Fragment(self._encoded_candidates(referencing))
         return row
+
+    def encoded_row(self, parts: dict[str, bytes]) -> dict[str, Any]:
+        """Column values with each JSON part encoded to bytes as it is, its free text *not* checked
+        (the audit writer's process checks and masks it: ``audit_process.finished_row``); shared
+        parts as their references, added to ``parts``."""
+        referencing = _Referencing(parts)
+        row = self._columns()
+        for name in ("request", "features", "response"):
+            row[name] = orjson.dumps(row[name], default=referencing)
+        row["candidates"] = self._encoded_candidates(referencing)
+        return row
+
+    def _columns(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    def _encoded_candidates(self, referencing: _Referencing) -> bytes:
+        candidates = self.candidates
+        if isinstance(candidates, SharedPart):
+            return referencing.note(candidates)
+        return orjson.dumps(candidates)
 
 
 #: Encoded record parts that many records share, per owner object (see :func:`shared_part`).
@@ -315,22 +334,31 @@ class AuditRepository:
             return set()
         parts: dict[str, bytes] = {}
         rows = [r.stored_row(parts) for r in records]
-        connection = self.session.connection()
         new = {digest: body for digest, body in parts.items() if digest not in stored}
-        if new:
-            now = max(r.created_at for r in records)
+        return self.insert_rows(rows, new)
+
+    def insert_rows(self, rows: Sequence[Mapping[str, Any]], parts: Mapping[str, bytes]) -> set[str]:
+        """Insert finished ``decisions`` rows (JSON columns as ``orjson.Fragment``) and ``parts``
+        (digest → bytes; one already in the table is left as it is), the parts stamped with the rows'
+        latest time. Without rows nothing is written (no record would refer to the parts). Returns
+        the digests of the parts written."""
+        if not rows:
+            return set()
+        connection = self.session.connection()
+        if parts:
+            latest = max(r["created_at"] for r in rows)
             # a part already stored (same digest, same bytes: another batch or replica) is left as it is
             connection.execute(
                 dialect_insert(self.session, _PARTS).on_conflict_do_nothing(index_elements=["digest"]),
                 [
-                    {"digest": digest, "created_at": now, "body": orjson.Fragment(body)}
-                    for digest, body in new.items()
+                    {"digest": digest, "created_at": latest, "body": orjson.Fragment(body)}
+                    for digest, body in parts.items()
                 ],
             )
-        # Core's executemany (the table, not the mapped class): the ORM's bulk path cost as much
-        # again as the insert itself.
-        connection.execute(_INSERT_DECISIONS, rows)
-        return set(new)
+        # Core's executemany (the table, not the mapped class): the ORM's bulk path cost as much again
+        # as the insert itself.
+        connection.execute(_INSERT_DECISIONS, list(rows))
+        return set(parts)
 
     def _parts(self, rows: Sequence[Decision]) -> dict[str, Any]:
         wanted = set().union(*(_references(row) for row in rows)) if rows else set()

@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Final, Protocol
+from typing import Any, Final, Protocol
 
 from qianmian_core.db import UTCDateTime, dialect_insert, insert_ignoring_conflicts
 from sqlalchemy import (
@@ -65,6 +65,10 @@ class Reservation:
     #: Offered products under a cool-down the decision did not know of (:meth:`ContactRepository.settle`):
     #: nothing was recorded and the decision must be made again.
     cooling: tuple[str, ...] = ()
+
+    def as_json(self) -> dict[str, Any]:
+        """The audit record's ``features.contact_reservation`` entry."""
+        return {"granted": self.granted, "blocked_by": list(self.blocked_by), "counts": dict(self.counts)}
 
 
 def _as_utc_time(value: datetime | str) -> datetime:

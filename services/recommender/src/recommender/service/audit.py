@@ -15,6 +15,12 @@ decision's record is then built from its slot's outcome (a full cap empties the 
 records and the granted slots commit together. So a slot is never taken without its audit record,
 and the decision path pays one transaction per batch instead of one per decision.
 
+The database work can run in a process of its own (``process=True``, the service's default through
+``RECOMMENDER_AUDIT_WRITER=process``; :mod:`recommender.service.audit_process`): the records are
+built and encoded here, and the slots, the identifier check, the inserts and the commit happen there,
+on the other core, instead of in a thread that holds this interpreter's lock. The answer comes back
+after the commit, so the guarantee is the same.
+
 Failures are loud and fast: if the commit fails every waiter of the batch gets
 :class:`AuditUnavailableError` (the API answers 503, never an unaudited decision) and
 ``qianmian_audit_write_failures_total`` counts the lost records; if the queue is full the request is
@@ -30,7 +36,6 @@ from typing import Any, Final
 
 from qianmian_core.db import Database
 from qianmian_core.logging import get_logger
-from sqlalchemy.orm import Session
 
 from recommender.repository.audit import AuditRecord, AuditRepository, check_customer_id
 from recommender.repository.contacts import (
@@ -40,6 +45,16 @@ from recommender.repository.contacts import (
     Reservation,
     SlotRequest,
 )
+from recommender.repository.experiments import ExperimentRepository
+from recommender.service.audit_process import (
+    BatchOutcome,
+    Cap,
+    ProcessLostError,
+    WireBatch,
+    WireClaim,
+    WireItem,
+    WriterProcess,
+)
 from recommender.service.metrics import AUDIT_WRITE_FAILURES
 from recommender.service.tasks import cancel
 
@@ -48,6 +63,11 @@ log = get_logger(__name__)
 
 #: Turns of the event loop without a new record after which a batch stops gathering and commits.
 QUIET_TURNS: Final = 3
+#: How long the writer's process has to start, and to answer one batch, before it counts as failed.
+PROCESS_START_TIMEOUT_S: Final = 60.0
+PROCESS_BATCH_TIMEOUT_S: Final = 60.0
+#: Batches sent to the writer's process and not answered yet, at most.
+PROCESS_IN_FLIGHT: Final = 8
 #: Shared parts remembered as stored (beyond it the set starts again: a part is then written again
 #: once, and left as it is by the database).
 DURABLE_PARTS_MAX: Final = 200_000
@@ -84,8 +104,10 @@ class SlotClaim:
     offered: tuple[str, ...]
 
 
-#: Builds a decision's audit record and answer from its slot's outcome (None: no slot was claimed).
-#: Runs in the writer's thread inside the batch's transaction, so it must be quick and pure.
+#: Builds a decision's audit record and answer from its slot's outcome (None: no slot was claimed, or,
+#: with the writer's process, not settled yet: the record is built as if the slot is granted, and
+#: built again from the refusal when a cap refuses it). Runs in the writer's thread inside the batch's
+#: transaction, or on the event loop before the batch goes to the process: it must be quick and pure.
 RecordBuilder = Callable[[Reservation | None], tuple[AuditRecord, Any]]
 
 
@@ -93,7 +115,8 @@ RecordBuilder = Callable[[Reservation | None], tuple[AuditRecord, Any]]
 class Settled:
     """What :meth:`GroupCommitAuditWriter.write_decision` made durable."""
 
-    #: The record written (as built: masking and encoding happen on the way into the row); None
+    #: The record written (as built: masking and encoding happen on the way into the row, and with
+    #: the writer's process the slot's reservation is set there, in ``features``); None
     #: when the claim met a cool-down the decision did not know of: then nothing was written and
     #: the decision must be made again.
     record: AuditRecord | None
@@ -104,17 +127,14 @@ class Settled:
     window: ContactWindow | None
 
 
-#: Writes what belongs with a decision's record (e.g. its experiment exposure) in the record's
-#: transaction, given the builder's answer; runs only when the record is written.
-AlsoWrite = Callable[[Session, Any], None]
-
-
 @dataclass(frozen=True, slots=True)
 class _Pending:
     build: RecordBuilder
     claim: SlotClaim | None
     done: asyncio.Future[Settled]
-    also: AlsoWrite | None = None
+    #: ``ExperimentRepository.add_exposure``'s arguments: written with the record when its slot is
+    #: granted (the decision then serves what the arm changed).
+    exposure: dict[str, Any] | None = None
 
 
 class GroupCommitAuditWriter:
@@ -127,6 +147,7 @@ class GroupCommitAuditWriter:
         max_batch: int = 128,
         max_wait_ms: float = 2.0,
         max_queue: int = 4096,
+        process: bool = False,
     ) -> None:
         if max_batch < 1 or max_queue < 1 or max_wait_ms < 0:
             raise ValueError("max_batch and max_queue must be >= 1 and max_wait_ms >= 0")
@@ -139,6 +160,15 @@ class GroupCommitAuditWriter:
         self._durable_parts: set[str] = set()
         self._queue: asyncio.Queue[_Pending] | None = None
         self._task: asyncio.Task[None] | None = None
+        #: Write through a process of its own (see :mod:`recommender.service.audit_process`).
+        self.process = process
+        self._child: WriterProcess | None = None
+        self._process_lock = asyncio.Lock()
+        #: Batches in flight at once: one in a thread (SQLite has one writer, and the thread would
+        #: only wait for it); several with a process, which commits the batches that queue up behind
+        #: its transaction together in the next one.
+        self.in_flight = PROCESS_IN_FLIGHT if process else 1
+        self._wire_caps: dict[int, tuple[tuple[CapLike, ...], tuple[Cap, ...]]] = {}
 
     @property
     def running(self) -> bool:
@@ -149,6 +179,8 @@ class GroupCommitAuditWriter:
         """Start the writer task on the running event loop."""
         if self.running:
             return
+        if self.process:  # started now, not on the first decision; a failure here stops start-up
+            await self._process()
         self._queue = asyncio.Queue(maxsize=self.max_queue)
         self._task = asyncio.create_task(self._run(), name="audit-group-commit")
 
@@ -160,6 +192,7 @@ class GroupCommitAuditWriter:
         await queue.join()
         await cancel(task)
         self._task = None
+        await self._stop_process()
 
     async def write(self, record: AuditRecord) -> AuditRecord:
         """Make ``record`` durable; returns the record as stored (masked and normalised).
@@ -178,23 +211,25 @@ class GroupCommitAuditWriter:
         build: RecordBuilder,
         claim: SlotClaim | None,
         *,
-        on_written: AlsoWrite | None = None,
+        exposure: dict[str, Any] | None = None,
     ) -> Settled:
         """Settle ``claim`` (if any), then make the record ``build`` makes from its outcome durable.
 
-        ``customer_id`` is checked first (:class:`~recommender.repository.audit.NotPseudonymousError`).
-        Raises :class:`AuditUnavailableError` when the batch cannot be made durable.
+        ``exposure`` (``ExperimentRepository.add_exposure``'s arguments) is written in the same
+        transaction when the slot is granted. ``customer_id`` is checked first
+        (:class:`~recommender.repository.audit.NotPseudonymousError`). Raises
+        :class:`AuditUnavailableError` when the batch cannot be made durable.
         """
         check_customer_id(customer_id)
-        return await self._enqueue(build, claim, on_written)
+        return await self._enqueue(build, claim, exposure)
 
     async def _enqueue(
-        self, build: RecordBuilder, claim: SlotClaim | None, also: AlsoWrite | None = None
+        self, build: RecordBuilder, claim: SlotClaim | None, exposure: dict[str, Any] | None = None
     ) -> Settled:
         queue = self._queue
         if queue is None or not self.running:
             raise AuditUnavailableError("the audit writer is not running")
-        pending = _Pending(build, claim, asyncio.get_running_loop().create_future(), also)
+        pending = _Pending(build, claim, asyncio.get_running_loop().create_future(), exposure)
         try:
             queue.put_nowait(pending)
         except asyncio.QueueFull:
@@ -204,16 +239,29 @@ class GroupCommitAuditWriter:
     async def _run(self) -> None:
         assert self._queue is not None
         queue = self._queue
+        slots = asyncio.Semaphore(self.in_flight)
+        flushing: set[asyncio.Task[None]] = set()
         while True:
+            # A slot first, then the batch: a batch gathers only once it can be sent, so the records
+            # that queue while the batches in flight commit all join it.
+            await slots.acquire()
             batch = [await queue.get()]
             self._drain(queue, batch)
             if len(batch) < self.max_batch and self.max_wait > 0:
                 await self._gather(queue, batch)
-            try:
-                await self._flush(batch)
-            finally:
-                for _ in batch:
-                    queue.task_done()
+            task = asyncio.create_task(self._flush_then_release(queue, batch, slots))
+            flushing.add(task)
+            task.add_done_callback(flushing.discard)
+
+    async def _flush_then_release(
+        self, queue: asyncio.Queue[_Pending], batch: list[_Pending], slots: asyncio.Semaphore
+    ) -> None:
+        try:
+            await self._flush(batch)
+        finally:
+            slots.release()
+            for _ in batch:
+                queue.task_done()
 
     async def _gather(self, queue: asyncio.Queue[_Pending], batch: list[_Pending]) -> None:
         """Let ``batch`` grow while the event loop still has requests to finish, at most ``max_wait``.
@@ -243,7 +291,10 @@ class GroupCommitAuditWriter:
 
     async def _flush(self, batch: Sequence[_Pending]) -> None:
         try:
-            results = await asyncio.to_thread(self._commit, batch)
+            if self.process:
+                results = await self._commit_in_process(batch)
+            else:
+                results = await asyncio.to_thread(self._commit, batch)
             if len(results) != len(batch):
                 raise RuntimeError(f"{len(results)} outcomes for a batch of {len(batch)}")
         except Exception as exc:
@@ -288,12 +339,118 @@ class GroupCommitAuditWriter:
                 record, answer = p.build(reservation)
                 records.append(record)
                 results.append(Settled(record, answer, reservation, window))
+            # one batch at a time in a thread: nothing else changes the set meanwhile
             written = AuditRepository(session).append_many(records, self._durable_parts)
+            experiments = ExperimentRepository(session)
             for p, result in zip(batch, results, strict=True):
-                if p.also is not None and result.record is not None:
-                    p.also(session, result.answer)
+                granted = result.reservation is not None and result.reservation.granted
+                if p.exposure is not None and result.record is not None and granted:
+                    experiments.add_exposure(**p.exposure)
+        self._remember_parts(written)
+        return results
+
+    def _remember_parts(self, written: set[str]) -> None:
         # committed: later batches refer to these parts without writing them again
         if len(self._durable_parts) + len(written) > DURABLE_PARTS_MAX:
             self._durable_parts.clear()
         self._durable_parts.update(written)
+
+    # --- the writer's own process ------------------------------------------------------------------
+
+    async def _commit_in_process(self, batch: Sequence[_Pending]) -> list[Settled]:
+        """The batch through the writer's process: each record built as if its slot is granted and
+        encoded here, on the event loop; the slots settled and the records written there, in one
+        transaction. A record whose slot a cap refused is built again from the refusal and written
+        in a second transaction (nothing else of its decision is written)."""
+        built = [p.build(None) for p in batch]
+        parts: dict[str, bytes] = {}
+        items = [
+            WireItem(record.encoded_row(parts), self._wire_claim(p.claim), p.exposure)
+            for p, (record, _) in zip(batch, built, strict=True)
+        ]
+        outcome = await self._send(items, parts)
+        results: list[Settled] = []
+        refused: list[int] = []
+        for i, (item_outcome, (record, answer)) in enumerate(zip(outcome.items, built, strict=True)):
+            reservation, window = item_outcome.reservation, item_outcome.window
+            if item_outcome.written:
+                results.append(Settled(record, answer, reservation, window))
+            elif reservation is not None and reservation.cooling:
+                results.append(Settled(None, None, reservation, window))
+            else:  # a full cap: the decision's answer is its refusal
+                refused.append(i)
+                results.append(Settled(None, None, reservation, window))
+        if refused:
+            again: list[WireItem] = []
+            rebuilt: list[tuple[AuditRecord, Any]] = []
+            for i in refused:
+                record, answer = batch[i].build(results[i].reservation)
+                rebuilt.append((record, answer))
+                again.append(WireItem(record.encoded_row(parts)))
+            await self._send(again, parts)
+            for i, (record, answer) in zip(refused, rebuilt, strict=True):
+                results[i] = Settled(record, answer, results[i].reservation, results[i].window)
         return results
+
+    def _wire_claim(self, claim: SlotClaim | None) -> WireClaim | None:
+        if claim is None:
+            return None
+        known = self._wire_caps.get(id(claim.caps))
+        if known is None or known[0] is not claim.caps:
+            if len(self._wire_caps) >= 64:
+                self._wire_caps.clear()
+            caps = tuple(Cap(c.code, c.window, c.limit, c.channels) for c in claim.caps)
+            known = self._wire_caps[id(claim.caps)] = (claim.caps, caps)
+        return WireClaim(claim.slot, known[1], claim.offered)
+
+    async def _send(self, items: list[WireItem], parts: dict[str, bytes]) -> BatchOutcome:
+        """One batch to the process and its answer, after its commit; raises if it failed or died."""
+        new = {digest: body for digest, body in parts.items() if digest not in self._durable_parts}
+        try:
+            process = await self._process()
+            status, payload = await asyncio.wait_for(
+                process.commit(WireBatch(items, new)), PROCESS_BATCH_TIMEOUT_S
+            )
+        except (ProcessLostError, TimeoutError) as exc:
+            # the process is gone or stuck: the batch fails, the next one starts a new process
+            log.error("audit_process_lost", error=type(exc).__name__)
+            await self._stop_process(kill=True)
+            raise AuditUnavailableError("the audit writer's process did not answer") from exc
+        if status != "ok":
+            raise AuditUnavailableError(f"the audit writer's process failed the batch: {payload}")
+        assert isinstance(payload, BatchOutcome)
+        if len(payload.items) != len(items):
+            raise RuntimeError(f"{len(payload.items)} outcomes for a batch of {len(items)}")
+        self._remember_parts(payload.parts_written)
+        return payload
+
+    async def _process(self) -> WriterProcess:
+        """The writer's process, started (spawned, off the loop) when there is none or it died."""
+        async with self._process_lock:
+            child = self._child
+            if child is not None and child.alive:
+                return child
+            self._child = None
+            if child is not None:
+                await child.stop(kill=True)
+            try:
+                child = await asyncio.to_thread(
+                    WriterProcess.spawn, self.database.url, start_timeout_s=PROCESS_START_TIMEOUT_S
+                )
+            except ProcessLostError as exc:
+                log.error("audit_process_start_failed", error=str(exc))
+                raise AuditUnavailableError("the audit writer's process did not start") from exc
+            try:
+                await child.attach()
+            except OSError as exc:
+                await child.stop(kill=True)
+                raise AuditUnavailableError("the audit writer's process cannot be reached") from exc
+            log.info("audit_process_started", pid=child.pid)
+            self._child = child
+            return child
+
+    async def _stop_process(self, *, kill: bool = False) -> None:
+        """Stop the writer's process: asked to (it finishes what it has in hand), or killed."""
+        child, self._child = self._child, None
+        if child is not None:
+            await child.stop(kill=kill)

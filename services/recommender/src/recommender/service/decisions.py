@@ -24,7 +24,6 @@ One call of :meth:`DecisionService.decide` does, in order:
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -35,19 +34,18 @@ from typing import Any, Final
 from prometheus_client import Counter
 from qianmian_core.db import Database
 from qianmian_core.errors import DependencyUnavailableError, NotFoundError
+from qianmian_core.ids import time_ordered_hex
 from qianmian_core.logging import get_logger
 from qianmian_core.memo import IdentityMemo
 from qianmian_rules import MOMENT_TYPES, CustomerFacts
 from qianmian_rules.placeholders import customer_values, fill, product_values
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.orm import Session
 
 from recommender.bounds import WARM_ENTRIES
 from recommender.experiments.definition import ArmChanges
 from recommender.ml.data import serving_feature_tokens
 from recommender.repository.audit import AuditRecord, AuditRepository, shared_part
 from recommender.repository.contacts import Reservation, SlotRequest
-from recommender.repository.experiments import ExperimentRepository
 from recommender.service.arbitration import ArbitrationConfig
 from recommender.service.audit import AuditUnavailableError, GroupCommitAuditWriter, SlotClaim
 from recommender.service.candidates import (
@@ -376,7 +374,7 @@ class DecisionService:
         if request.channel not in CHANNELS:  # the API validates; this guards direct callers
             raise ValueError(f"unknown channel {request.channel!r}")
         at = self.now()
-        decision_id = f"dec_{uuid.uuid4().hex}"
+        decision_id = f"dec_{time_ordered_hex()}"
         seen = await self.context.customer(request.customer_id, at)
         plan = await self._experiment_plan(request, seen)
         ranker_read: RankerRead | None = None
@@ -637,11 +635,7 @@ class DecisionService:
             ranked_outcome = outcome
             reservation_json: dict[str, Any] | None = None
             if reservation is not None:
-                reservation_json = {
-                    "granted": reservation.granted,
-                    "blocked_by": list(reservation.blocked_by),
-                    "counts": dict(reservation.counts),
-                }
+                reservation_json = reservation.as_json()
                 if not reservation.granted:
                     ranked_outcome = without_offers(outcome)
                     reason_codes = ["contact_cap", *reservation.blocked_by]
@@ -702,22 +696,22 @@ class DecisionService:
             )
             return record, response
 
-        def log_exposure(session: Session, answer: Any) -> None:
-            # In the audit record's transaction: an exposure exists exactly when its decision does.
-            if plan is not None and exposed and answer["bundles"]:
-                ExperimentRepository(session).add_exposure(
-                    experiment_id=plan.experiment_id,
-                    arm=plan.arm,
-                    customer_id=request.customer_id,
-                    decision_id=decision_id,
-                    channel=request.channel,
-                    at=at,
-                )
-
+        # Written in the audit record's transaction when its slot is granted: an exposure exists
+        # exactly when its decision served what the arm changed.
+        exposure = (
+            {
+                "experiment_id": plan.experiment_id,
+                "arm": plan.arm,
+                "customer_id": request.customer_id,
+                "decision_id": decision_id,
+                "channel": request.channel,
+                "at": at,
+            }
+            if plan is not None and exposed
+            else None
+        )
         try:
-            settled = await self.audit.write_decision(
-                request.customer_id, build, claim, on_written=log_exposure if exposed else None
-            )
+            settled = await self.audit.write_decision(request.customer_id, build, claim, exposure=exposure)
         except AuditUnavailableError as exc:
             raise AuditStoreUnavailableError(str(exc)) from None
         if settled.window is not None:

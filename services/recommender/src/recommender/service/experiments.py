@@ -45,7 +45,6 @@ import hashlib
 import math
 import threading
 import time
-import uuid
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -57,6 +56,7 @@ from prometheus_client import Counter
 from pydantic import ValidationError
 from qianmian_core.db import Database
 from qianmian_core.errors import ConflictError, ForbiddenError, NotFoundError, UnprocessableError
+from qianmian_core.ids import random_hex
 from qianmian_core.logging import get_logger
 from sqlalchemy.orm import Session
 
@@ -525,7 +525,7 @@ class ExperimentService:
                         ],
                     ) from None
         now = self.now()
-        experiment_id = f"exp_{uuid.uuid4().hex}"
+        experiment_id = f"exp_{random_hex()}"
         weights = {a.name: a.weight for a in definition.arms}
         with self.database.session() as session:
             repo = ExperimentRepository(session)

@@ -47,7 +47,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -60,6 +59,7 @@ from qianmian_core.errors import (
     NotFoundError,
     UnprocessableError,
 )
+from qianmian_core.ids import random_hex
 from qianmian_core.logging import get_logger
 from qianmian_core.responses import dumps
 from sqlalchemy.exc import SQLAlchemyError
@@ -359,7 +359,7 @@ class FeedbackService:
             right = bundle.get("right") if feedback.event == "convert" else None
             right_id = str(right["id"]) if isinstance(right, Mapping) and right.get("id") else None
             row = Feedback(
-                feedback_id=f"fbk_{uuid.uuid4().hex}",
+                feedback_id=f"fbk_{random_hex()}",
                 client=client,
                 idempotency_key=key,
                 decision_id=decision.decision_id,

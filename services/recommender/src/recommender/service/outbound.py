@@ -79,7 +79,6 @@ import csv
 import gc
 import os
 import time
-import uuid
 from collections import Counter
 from collections.abc import AsyncGenerator, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -93,6 +92,7 @@ from zoneinfo import ZoneInfo
 import orjson
 from prometheus_client import Counter as PromCounter
 from qianmian_core.errors import DependencyUnavailableError, NotFoundError, UnprocessableError
+from qianmian_core.ids import random_hex, time_ordered_hex
 from qianmian_core.logging import get_logger
 from qianmian_core.memo import transient
 from qianmian_features.freshness import FeatureValue
@@ -494,7 +494,7 @@ class OutboundService:
         if loaded is None:
             degraded.append("model_unavailable")
         return _Run(
-            list_id=f"obl_{uuid.uuid4().hex}",
+            list_id=f"obl_{random_hex()}",
             spec=spec,
             at=at,
             start_date=start_date,
@@ -907,7 +907,7 @@ class OutboundService:
                     scored=scored,
                     contact_at=contact_at,
                     call_date=run.start_date + timedelta(days=day),
-                    decision_id=f"dec_{uuid.uuid4().hex}",
+                    decision_id=f"dec_{time_ordered_hex()}",
                     right_dropped=dropped,
                     right_cost_fen=cost,
                 )

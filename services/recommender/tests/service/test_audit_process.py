@@ -1,0 +1,243 @@
+"""The audit writer's own process: slots settled and records written there, answers after the commit,
+identifiers masked there, a lost process failing only its batch."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import re
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import orjson
+import pytest
+from qianmian_core.db import Database
+from recommender.experiments.assignment import Holdout
+from recommender.experiments.definition import ExperimentDefinition
+from recommender.repository import AuditRecord, AuditRepository
+from recommender.repository.audit import PART_REF, SharedPart
+from recommender.repository.contacts import Reservation, SlotRequest
+from recommender.service.audit import AuditUnavailableError, GroupCommitAuditWriter, Settled, SlotClaim
+from recommender.service.audit_process import (
+    Cap,
+    WireBatch,
+    WireClaim,
+    WireItem,
+    _commit_together,
+    finished_row,
+)
+from recommender.service.experiments import ExperimentService
+from recommender.service.policies import ContactPolicy
+from sqlalchemy import text
+
+T0 = datetime(2025, 6, 30, 4, 0, tzinfo=UTC)
+MOBILE = re.compile(r"(?<!\d)1[3-9]\d{9}(?!\d)")
+
+
+def _record(i: int, customer_id: str = "C00000001", **overrides: Any) -> AuditRecord:
+    values: dict[str, Any] = {
+        "decision_id": f"dec-p{i:05d}",
+        "created_at": T0 + timedelta(seconds=i),
+        "customer_id": customer_id,
+        "channel": "app",
+        "placement": "home_banner",
+        "mode": "personalised",
+        "model_version": "m1",
+        "experiment_id": None,
+        "experiment_arm": None,
+        "request": {"limit": 3},
+        "features": {"contact_reservation": None, "signals": {"segments": ["payroll"]}},
+        "candidates": [{"product_id": "P1", "score": 0.5}],
+        "response": {"bundles": [{"product_id": "P1"}], "reason_codes": []},
+    }
+    return AuditRecord(**(values | overrides))
+
+
+def _stored(database: Database, decision_id: str) -> AuditRecord | None:
+    with database.session() as session:
+        return AuditRepository(session).get(decision_id)
+
+
+def test_slots_are_settled_in_the_process_and_a_refused_slot_gets_its_refusal_written(
+    database: Database,
+) -> None:
+    """Daily cap 1: the first decision's slot is granted and its record carries the reservation; the
+    second is refused there, built again from the refusal here and written without its offers; its
+    exposure is not written (the decision served nothing)."""
+    caps = ContactPolicy(daily_per_channel=1).caps()
+    writer = GroupCommitAuditWriter(database, max_wait_ms=5, process=True)
+    experiment = ExperimentService(database, holdout=Holdout(share=0.0)).create(
+        ExperimentDefinition.model_validate(
+            {
+                "name": "banner copy",
+                "hypothesis": "B converts better",
+                "primary_metric": "conversion_rate",
+                "arms": [{"name": "a", "weight": 50}, {"name": "b", "weight": 50}],
+            }
+        ),
+        author="console-alice",
+    )
+    built: list[Reservation | None] = []
+
+    def builder(i: int) -> Any:
+        def build(reservation: Reservation | None) -> tuple[AuditRecord, dict[str, Any]]:
+            built.append(reservation)
+            refused = reservation is not None and not reservation.granted
+            features = {"contact_reservation": None if reservation is None else reservation.as_json()}
+            response = {"bundles": [] if refused else [{"product_id": "P1"}]}
+            return _record(i, features=features, response=response), {"refused": refused}
+
+        return build
+
+    def claim(i: int) -> SlotClaim:
+        at = T0 + timedelta(seconds=i)
+        return SlotClaim(SlotRequest("C00000001", "app", at, f"dec-p{i:05d}"), caps, ("P1",))
+
+    def exposure(i: int) -> dict[str, Any]:
+        return {
+            "experiment_id": experiment["experiment_id"],
+            "arm": "b",
+            "customer_id": "C00000001",
+            "decision_id": f"dec-p{i:05d}",
+            "channel": "app",
+            "at": T0 + timedelta(seconds=i),
+        }
+
+    async def run() -> list[Settled]:
+        await writer.start()
+        try:
+            first = await writer.write_decision("C00000001", builder(1), claim(1), exposure=exposure(1))
+            second = await writer.write_decision("C00000001", builder(2), claim(2), exposure=exposure(2))
+            return [first, second]
+        finally:
+            await writer.stop()
+
+    first, second = asyncio.run(run())
+    assert first.reservation is not None
+    assert first.reservation.granted
+    assert first.answer == {"refused": False}
+    assert second.reservation is not None
+    assert not second.reservation.granted
+    assert second.reservation.blocked_by == ("cap_daily_channel",)
+    assert second.answer == {"refused": True}
+    assert second.window is not None
+    assert len(second.window.decisions) == 1
+    stored_first = _stored(database, "dec-p00001")
+    stored_second = _stored(database, "dec-p00002")
+    assert stored_first is not None
+    assert stored_second is not None
+    assert stored_first.features["contact_reservation"] == {
+        "granted": True,
+        "blocked_by": [],
+        "counts": first.reservation.counts,
+    }
+    assert stored_second.features["contact_reservation"]["granted"] is False
+    assert stored_second.response["bundles"] == []
+    with database.session() as session:
+        exposures = session.execute(text("SELECT decision_id FROM experiment_exposures")).scalars().all()
+        slots = session.execute(text("SELECT decision_id FROM contact_events")).scalars().all()
+    assert exposures == ["dec-p00001"]
+    assert slots == ["dec-p00001"]
+
+
+def _digest_like_a_mobile() -> SharedPart:
+    """A shared part whose SHA-256 hex holds a run of digits that reads like a mobile number."""
+    for n in range(1_000_000):
+        part = SharedPart(orjson.dumps({"n": n}))
+        if MOBILE.search(hashlib.sha256(part.encoded).hexdigest()):
+            return part
+    raise AssertionError("no such digest in a million tries")
+
+
+def test_a_reference_is_kept_while_the_text_beside_it_is_masked() -> None:
+    part = _digest_like_a_mobile()
+    record = _record(1, request={"note": "call 13812345678"}, features={"feast": part})
+    parts: dict[str, bytes] = {}
+    row = finished_row(record.encoded_row(parts), None)
+    features = orjson.loads(orjson.dumps(row["features"]))
+    request = orjson.loads(orjson.dumps(row["request"]))
+    assert features["feast"] == {PART_REF: part.digest}  # the reference, intact
+    assert request["note"] == "call 138****5678"
+    assert parts == {part.digest: part.encoded}
+
+
+def _item(i: int, customer_id: str, caps: tuple[Cap, ...] | None) -> WireItem:
+    parts: dict[str, bytes] = {}
+    row = _record(i, customer_id=customer_id).encoded_row(parts)
+    claim = None
+    if caps is not None:
+        slot = SlotRequest(customer_id, "app", T0 + timedelta(seconds=i), f"dec-p{i:05d}")
+        claim = WireClaim(slot, caps, ("P1",))
+    return WireItem(row, claim)
+
+
+def test_batches_queued_behind_a_transaction_commit_together_and_are_answered_in_order(
+    database: Database,
+) -> None:
+    one_a_day = (Cap("cap_daily_channel", timedelta(days=1), 1, frozenset({"app"})),)
+    part = SharedPart(b'{"values":{}}')
+    batches: list[WireBatch | None] = [
+        WireBatch([_item(1, "C1", one_a_day), _item(2, "C2", one_a_day)], {part.digest: part.encoded}),
+        WireBatch([_item(3, "C1", one_a_day)]),  # C1's second slot of the day: refused
+        WireBatch([_item(4, "C3", None)]),
+    ]
+    answers = _commit_together(database, batches)
+    assert [status for status, _ in answers] == ["ok", "ok", "ok"]
+    outcomes = [outcome for _, outcome in answers]
+    assert [[o.written for o in b.items] for b in outcomes] == [[True, True], [False], [True]]
+    refused = outcomes[1].items[0].reservation
+    assert refused is not None
+    assert refused.blocked_by == ("cap_daily_channel",)
+    assert outcomes[0].parts_written == {part.digest}
+    assert outcomes[1].parts_written == set()
+    with database.session() as session:
+        assert AuditRepository(session).count() == 3
+        assert session.execute(text("SELECT count(*) FROM decision_parts")).scalar_one() == 1
+
+
+def test_a_failed_transaction_fails_every_batch_in_it(database: Database) -> None:
+    answers = _commit_together(
+        database,
+        [WireBatch([_item(1, "C1", None)]), WireBatch([_item(1, "C2", None)])],  # same id twice
+    )
+    assert [status for status, _ in answers] == ["error", "error"]
+    with database.session() as session:
+        assert AuditRepository(session).count() == 0
+
+
+def test_a_lost_process_fails_its_batch_and_the_next_write_starts_a_new_one(database: Database) -> None:
+    writer = GroupCommitAuditWriter(database, max_wait_ms=5, process=True)
+
+    async def run() -> tuple[BaseException | None, AuditRecord]:
+        await writer.start()
+        try:
+            await writer.write(_record(1))
+            child = writer._child
+            assert child is not None
+            os.kill(child.pid, 9)  # the writer's process dies
+            await asyncio.to_thread(child._process.join, 10)
+            lost: BaseException | None = None
+            try:
+                await writer.write(_record(2))
+            except AuditUnavailableError as exc:
+                lost = exc
+            if lost is None:  # the death was noticed before the batch was sent: it went to a new one
+                return None, await writer.write(_record(3))
+            return lost, await writer.write(_record(3))
+        finally:
+            await writer.stop()
+
+    lost, third = asyncio.run(run())
+    assert third.decision_id == "dec-p00003"
+    assert _stored(database, "dec-p00001") is not None
+    assert _stored(database, "dec-p00003") is not None
+    if lost is not None:
+        assert "did not answer" in str(lost)
+        assert _stored(database, "dec-p00002") is None  # nothing answered without its record
+    assert writer._child is None  # stopped with the writer
+
+
+@pytest.mark.parametrize("url", ["sqlite://", "sqlite:///:memory:"])
+def test_an_in_memory_database_cannot_be_shared_with_a_process(url: str) -> None:
+    assert not Database(url).shareable
