@@ -351,9 +351,11 @@ def measure_recommender(
             passes.append(warm)
         quiet = wait_quiet(args.quiet_wait)
         print("    measuring", flush=True)
-        result = loadgen(
-            url, bodies, headers, out_dir / f"{name}.json", args=args, watch={"server": proc.pid, **backing}
-        )
+        watch = {"server": proc.pid, **backing}
+        writer = audit_writer_pid(proc.pid)
+        if writer is not None:
+            watch["audit-writer"] = writer
+        result = loadgen(url, bodies, headers, out_dir / f"{name}.json", args=args, watch=watch)
     nonempty = nonempty_share(result.get("samples", []))
     others = passes[1:]
     warm_other = (
@@ -376,11 +378,39 @@ def verdict(ok: bool) -> str:
     return "PASS" if ok else "**FAIL**"
 
 
+#: The loadgen CPU keys that are not the demo's backing services.
+NOT_SERVICES = frozenset({"server", "audit-writer", "loadgen", "machine"})
+
+
 def cpu_split(cpu: dict[str, float]) -> tuple[float, float]:
     """(the demo services' CPU, everything else's CPU) out of a loadgen CPU dict, in cores."""
-    services = sum(v for k, v in cpu.items() if k not in {"server", "loadgen", "machine"})
-    other = cpu.get("machine", float("nan")) - cpu.get("server", 0) - cpu.get("loadgen", 0) - services
+    services = sum(v for k, v in cpu.items() if k not in NOT_SERVICES)
+    ours = cpu.get("server", 0) + cpu.get("audit-writer", 0) + cpu.get("loadgen", 0)
+    other = cpu.get("machine", float("nan")) - ours - services
     return services, max(other, 0.0)
+
+
+def audit_writer_pid(pid: int) -> int | None:
+    """The recommender's audit writer process (spawned by multiprocessing; see
+    recommender.service.audit_process), when it runs one."""
+    children: list[str] = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):  # spawned from a worker thread: its task's child
+        try:
+            children += (task / "children").read_text().split()
+        except OSError:
+            continue
+    for child in children:
+        try:
+            cmdline = Path(f"/proc/{child}/cmdline").read_bytes()
+        except OSError:
+            continue
+        if b"spawn_main" in cmdline:
+            return int(child)
+    return None
+
+
+def _writer_cpu(cpu: dict[str, float]) -> str:
+    return f"{cpu['audit-writer']:.0%}" if "audit-writer" in cpu else "—"
 
 
 def report(
@@ -400,8 +430,9 @@ def report(
         f"Shares and p99 ratios are relative to `{ref_name}`, the faster of the two floor runs.",
         "",
         "| variant | req/s | share of floor | p50 ms | p90 ms | p99 ms | p99 / floor p99 | max ms | errors "
-        "| answers with bundles | server CPU | loadgen CPU | demo services CPU | other CPU |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| answers with bundles | server CPU | audit writer CPU | loadgen CPU | demo services CPU "
+        "| other CPU |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     measured: dict[str, Any] = {}
     noisy: list[str] = []
@@ -417,7 +448,9 @@ def report(
         lines.append(
             f"| {m.variant} | {r['rps']:,.0f} | {share:.1%} | {r['p50_ms']:.2f} | {r['p90_ms']:.2f} | "
             f"{r['p99_ms']:.2f} | {p99x:.2f} | {r['max_ms']:.1f} | {r['errors']} | {nonempty} | "
-            f"{cpu.get('server', float('nan')):.0%} | {cpu.get('loadgen', float('nan')):.0%} | "
+            f"{cpu.get('server', float('nan')):.0%} | "
+            f"{_writer_cpu(cpu)} | "
+            f"{cpu.get('loadgen', float('nan')):.0%} | "
             f"{'—' if m.variant.startswith('floor') else f'{services:.0%}'} | {other:.0%} |"
         )
         measured[m.variant] = {
@@ -504,18 +537,16 @@ def report(
     lines += [
         "",
         "CPU columns: CPU seconds per second during the measured window (100% = one core): the server "
-        "under test, the load generator, the demo's four services (profile, product-hub, content-hub, "
-        "rights-hub) and everything else on the machine (/proc/stat minus those).",
+        "under test, the recommender's audit writer process (its slots, inserts and commits; "
+        "`RECOMMENDER_AUDIT_WRITER=process`, the default), the load generator, the demo's four services "
+        "(profile, product-hub, content-hub, rights-hub) and everything else on the machine (/proc/stat "
+        "minus those).",
         "",
         "Before each measurement the benchmark waited for the machine to be quiet: "
         + "; ".join(f"{m.variant} {m.quiet}" for m in runs)
         + ".",
     ]
-    backing_cpu = {
-        k: v
-        for k, v in by["real"].get("cpu", {}).items()
-        if k not in {"server", "loadgen", "machine"} and v >= 0.005
-    }
+    backing_cpu = {k: v for k, v in by["real"].get("cpu", {}).items() if k not in NOT_SERVICES and v >= 0.005}
     if backing_cpu:
         lines += [
             "",

@@ -20,12 +20,12 @@ from recommender.repository.audit import PART_REF, SharedPart
 from recommender.repository.contacts import Reservation, SlotRequest
 from recommender.service.audit import AuditUnavailableError, GroupCommitAuditWriter, Settled, SlotClaim
 from recommender.service.audit_process import (
-    Cap,
     WireBatch,
-    WireClaim,
+    WireCap,
     WireItem,
     _commit_together,
     finished_row,
+    wire_claim,
 )
 from recommender.service.experiments import ExperimentService
 from recommender.service.policies import ContactPolicy
@@ -162,45 +162,45 @@ def test_a_reference_is_kept_while_the_text_beside_it_is_masked() -> None:
     assert parts == {part.digest: part.encoded}
 
 
-def _item(i: int, customer_id: str, caps: tuple[Cap, ...] | None) -> WireItem:
+def _item(i: int, customer_id: str, caps: tuple[WireCap, ...] | None) -> WireItem:
     parts: dict[str, bytes] = {}
     row = _record(i, customer_id=customer_id).encoded_row(parts)
-    claim = None
-    if caps is not None:
-        slot = SlotRequest(customer_id, "app", T0 + timedelta(seconds=i), f"dec-p{i:05d}")
-        claim = WireClaim(slot, caps, ("P1",))
-    return WireItem(row, claim)
+    if caps is None:
+        return (row, None, None)
+    slot = SlotRequest(customer_id, "app", T0 + timedelta(seconds=i), f"dec-p{i:05d}")
+    return (row, wire_claim(slot, caps, ("P1",)), None)
 
 
 def test_batches_queued_behind_a_transaction_commit_together_and_are_answered_in_order(
     database: Database,
 ) -> None:
-    one_a_day = (Cap("cap_daily_channel", timedelta(days=1), 1, frozenset({"app"})),)
+    one_a_day: tuple[WireCap, ...] = (("cap_daily_channel", timedelta(days=1), 1, frozenset({"app"})),)
     part = SharedPart(b'{"values":{}}')
     batches: list[WireBatch | None] = [
-        WireBatch([_item(1, "C1", one_a_day), _item(2, "C2", one_a_day)], {part.digest: part.encoded}),
-        WireBatch([_item(3, "C1", one_a_day)]),  # C1's second slot of the day: refused
-        WireBatch([_item(4, "C3", None)]),
+        ([_item(1, "C1", one_a_day), _item(2, "C2", one_a_day)], {part.digest: part.encoded}),
+        ([_item(3, "C1", one_a_day)], {}),  # C1's second slot of the day: refused
+        ([_item(4, "C3", None)], {}),
     ]
     answers = _commit_together(database, batches)
     assert [status for status, _ in answers] == ["ok", "ok", "ok"]
     outcomes = [outcome for _, outcome in answers]
-    assert [[o.written for o in b.items] for b in outcomes] == [[True, True], [False], [True]]
-    refused = outcomes[1].items[0].reservation
+    assert [[written for written, _, _ in items] for items, _ in outcomes] == [[True, True], [False], [True]]
+    refused = outcomes[1][0][0][1]  # (granted, blocked_by, counts, cooling)
     assert refused is not None
-    assert refused.blocked_by == ("cap_daily_channel",)
-    assert outcomes[0].parts_written == {part.digest}
-    assert outcomes[1].parts_written == set()
+    assert refused[:2] == (False, ("cap_daily_channel",))
+    window = outcomes[1][0][0][2]
+    assert window is not None
+    assert [channel for channel, _ in window[0]] == ["app"]  # C1's first decision, as stored
+    assert outcomes[0][1] == {part.digest}
+    assert outcomes[1][1] == set()
     with database.session() as session:
         assert AuditRepository(session).count() == 3
         assert session.execute(text("SELECT count(*) FROM decision_parts")).scalar_one() == 1
 
 
 def test_a_failed_transaction_fails_every_batch_in_it(database: Database) -> None:
-    answers = _commit_together(
-        database,
-        [WireBatch([_item(1, "C1", None)]), WireBatch([_item(1, "C2", None)])],  # same id twice
-    )
+    same_id_twice: list[WireBatch | None] = [([_item(1, "C1", None)], {}), ([_item(1, "C2", None)], {})]
+    answers = _commit_together(database, same_id_twice)
     assert [status for status, _ in answers] == ["error", "error"]
     with database.session() as session:
         assert AuditRepository(session).count() == 0

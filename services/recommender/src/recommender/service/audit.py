@@ -47,13 +47,17 @@ from recommender.repository.contacts import (
 )
 from recommender.repository.experiments import ExperimentRepository
 from recommender.service.audit_process import (
-    BatchOutcome,
-    Cap,
     ProcessLostError,
     WireBatch,
+    WireCap,
     WireClaim,
     WireItem,
+    WireOutcome,
     WriterProcess,
+    reservation_of,
+    window_of,
+    wire_cap,
+    wire_claim,
 )
 from recommender.service.metrics import AUDIT_WRITE_FAILURES
 from recommender.service.tasks import cancel
@@ -168,7 +172,7 @@ class GroupCommitAuditWriter:
         #: only wait for it); several with a process, which commits the batches that queue up behind
         #: its transaction together in the next one.
         self.in_flight = PROCESS_IN_FLIGHT if process else 1
-        self._wire_caps: dict[int, tuple[tuple[CapLike, ...], tuple[Cap, ...]]] = {}
+        self._wire_caps: dict[int, tuple[tuple[CapLike, ...], tuple[WireCap, ...]]] = {}
 
     @property
     def running(self) -> bool:
@@ -364,16 +368,24 @@ class GroupCommitAuditWriter:
         in a second transaction (nothing else of its decision is written)."""
         built = [p.build(None) for p in batch]
         parts: dict[str, bytes] = {}
-        items = [
-            WireItem(record.encoded_row(parts), self._wire_claim(p.claim), p.exposure)
+        items: list[WireItem] = [
+            (record.encoded_row(parts), self._wire_claim(p.claim), p.exposure)
             for p, (record, _) in zip(batch, built, strict=True)
         ]
-        outcome = await self._send(items, parts)
+        outcomes = await self._send(items, parts)
         results: list[Settled] = []
         refused: list[int] = []
-        for i, (item_outcome, (record, answer)) in enumerate(zip(outcome.items, built, strict=True)):
-            reservation, window = item_outcome.reservation, item_outcome.window
-            if item_outcome.written:
+        windows: dict[int, ContactWindow] = {}  # one per customer, as sent
+        for i, ((written, wire_reservation, wire_window), (record, answer)) in enumerate(
+            zip(outcomes, built, strict=True)
+        ):
+            reservation = None if wire_reservation is None else reservation_of(wire_reservation)
+            window = None
+            if wire_window is not None:
+                window = windows.get(id(wire_window))
+                if window is None:
+                    window = windows[id(wire_window)] = window_of(wire_window)
+            if written:
                 results.append(Settled(record, answer, reservation, window))
             elif reservation is not None and reservation.cooling:
                 results.append(Settled(None, None, reservation, window))
@@ -386,7 +398,7 @@ class GroupCommitAuditWriter:
             for i in refused:
                 record, answer = batch[i].build(results[i].reservation)
                 rebuilt.append((record, answer))
-                again.append(WireItem(record.encoded_row(parts)))
+                again.append((record.encoded_row(parts), None, None))
             await self._send(again, parts)
             for i, (record, answer) in zip(refused, rebuilt, strict=True):
                 results[i] = Settled(record, answer, results[i].reservation, results[i].window)
@@ -399,18 +411,16 @@ class GroupCommitAuditWriter:
         if known is None or known[0] is not claim.caps:
             if len(self._wire_caps) >= 64:
                 self._wire_caps.clear()
-            caps = tuple(Cap(c.code, c.window, c.limit, c.channels) for c in claim.caps)
-            known = self._wire_caps[id(claim.caps)] = (claim.caps, caps)
-        return WireClaim(claim.slot, known[1], claim.offered)
+            known = self._wire_caps[id(claim.caps)] = (claim.caps, tuple(wire_cap(c) for c in claim.caps))
+        return wire_claim(claim.slot, known[1], claim.offered)
 
-    async def _send(self, items: list[WireItem], parts: dict[str, bytes]) -> BatchOutcome:
+    async def _send(self, items: list[WireItem], parts: dict[str, bytes]) -> list[WireOutcome]:
         """One batch to the process and its answer, after its commit; raises if it failed or died."""
         new = {digest: body for digest, body in parts.items() if digest not in self._durable_parts}
         try:
             process = await self._process()
-            status, payload = await asyncio.wait_for(
-                process.commit(WireBatch(items, new)), PROCESS_BATCH_TIMEOUT_S
-            )
+            batch: WireBatch = (items, new)
+            status, payload = await asyncio.wait_for(process.commit(batch), PROCESS_BATCH_TIMEOUT_S)
         except (ProcessLostError, TimeoutError) as exc:
             # the process is gone or stuck: the batch fails, the next one starts a new process
             log.error("audit_process_lost", error=type(exc).__name__)
@@ -418,11 +428,11 @@ class GroupCommitAuditWriter:
             raise AuditUnavailableError("the audit writer's process did not answer") from exc
         if status != "ok":
             raise AuditUnavailableError(f"the audit writer's process failed the batch: {payload}")
-        assert isinstance(payload, BatchOutcome)
-        if len(payload.items) != len(items):
-            raise RuntimeError(f"{len(payload.items)} outcomes for a batch of {len(items)}")
-        self._remember_parts(payload.parts_written)
-        return payload
+        outcomes, written = payload
+        if len(outcomes) != len(items):
+            raise RuntimeError(f"{len(outcomes)} outcomes for a batch of {len(items)}")
+        self._remember_parts(written)
+        return list(outcomes)
 
     async def _process(self) -> WriterProcess:
         """The writer's process, started (spawned, off the loop) when there is none or it died."""

@@ -32,8 +32,8 @@ import signal
 import socket
 import struct
 from collections import deque
-from dataclasses import dataclass, field
-from datetime import timedelta
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 from typing import Any, Final
@@ -45,7 +45,13 @@ from qianmian_core.masking import contains_identifier, mask_text
 
 from recommender.database import open_database
 from recommender.repository.audit import PART_REF, AuditRepository
-from recommender.repository.contacts import ContactRepository, ContactWindow, Reservation, SlotRequest
+from recommender.repository.contacts import (
+    CapLike,
+    ContactRepository,
+    ContactWindow,
+    Reservation,
+    SlotRequest,
+)
 from recommender.repository.experiments import ExperimentRepository
 
 log = get_logger(__name__)
@@ -65,49 +71,46 @@ class Cap:
     channels: frozenset[str] | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class WireClaim:
-    """A decision's contact slot, with the caps and offered products it is settled against."""
+# What crosses the pipe is plain tuples, dicts and bytes: pickle handles them in C, where a slotted
+# dataclass costs a Python call each way (measured: a few per cent of the serving process's time).
 
-    slot: SlotRequest
-    caps: tuple[Cap, ...]
-    offered: tuple[str, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class WireItem:
-    """One record to write: the ``decisions`` row with its JSON columns encoded (shared parts as
-    references, free text not yet checked), its slot claim, and the exposure written with it when its
-    slot is granted."""
-
-    row: dict[str, Any]
-    claim: WireClaim | None = None
-    exposure: dict[str, Any] | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class WireBatch:
-    """One transaction's items, and the shared parts they refer to that may not be stored yet."""
-
-    items: list[WireItem]
-    parts: dict[str, bytes] = field(default_factory=dict)
+#: A cap: (code, window, limit, channels).
+WireCap = tuple[str, timedelta, int, frozenset[str] | None]
+#: A decision's slot claim: (customer id, channel, at, decision id, product id, caps, offered products).
+WireClaim = tuple[str, str, datetime, str, str | None, tuple[WireCap, ...], tuple[str, ...]]
+#: One record to write: the ``decisions`` row with its JSON columns encoded (shared parts as
+#: references, free text not yet checked), its slot claim (or None), and the exposure
+#: (``ExperimentRepository.add_exposure``'s arguments) written with it when its slot is granted.
+WireItem = tuple[dict[str, Any], WireClaim | None, dict[str, Any] | None]
+#: One transaction's items, and the shared parts (digest → bytes) they refer to that may not be
+#: stored yet.
+WireBatch = tuple[list[WireItem], dict[str, bytes]]
+#: A reservation: (granted, blocked_by, counts, cooling).
+WireReservation = tuple[bool, tuple[str, ...], dict[str, int], tuple[str, ...]]
+#: A contact window: (decisions, cooldowns, shown).
+WireWindow = tuple[list[tuple[str, datetime]], dict[str, datetime], dict[str, datetime]]
+#: What became of one item: written or not, its slot's reservation and the customer's window.
+WireOutcome = tuple[bool, WireReservation | None, WireWindow | None]
+#: The committed batch: one outcome per item, and the digests of the parts it inserted.
+BatchOutcome = tuple[list[WireOutcome], set[str]]
 
 
-@dataclass(frozen=True, slots=True)
-class ItemOutcome:
-    """What became of one item: written or not, its slot's reservation and the customer's window."""
-
-    written: bool
-    reservation: Reservation | None = None
-    window: ContactWindow | None = None
+def wire_claim(slot: SlotRequest, caps: tuple[WireCap, ...], offered: tuple[str, ...]) -> WireClaim:
+    return (slot.customer_id, slot.channel, slot.at, slot.decision_id, slot.product_id, caps, offered)
 
 
-@dataclass(frozen=True, slots=True)
-class BatchOutcome:
-    """The committed batch: one outcome per item, and the digests of the parts it inserted."""
+def wire_cap(cap: CapLike) -> WireCap:
+    return (cap.code, cap.window, cap.limit, cap.channels)
 
-    items: list[ItemOutcome]
-    parts_written: set[str]
+
+def reservation_of(wire: WireReservation) -> Reservation:
+    granted, blocked_by, counts, cooling = wire
+    return Reservation(granted=granted, blocked_by=blocked_by, counts=counts, cooling=cooling)
+
+
+def window_of(wire: WireWindow) -> ContactWindow:
+    decisions, cooldowns, shown = wire
+    return ContactWindow(decisions, cooldowns, shown)
 
 
 def _is_ref(value: object) -> bool:
@@ -169,31 +172,56 @@ def commit_batch(database: Database, batch: WireBatch) -> BatchOutcome:
     """One transaction: settle the batch's slots, then insert its parts, the records whose slot was
     granted (or that claim none) and their exposures. Raises on any database error (nothing of the
     batch is then written)."""
-    items = batch.items
+    items, parts = batch
+    caps: dict[int, tuple[Cap, ...]] = {}  # a policy's caps arrive as one shared tuple
     with database.session() as session:
-        claimed = [(i, item.claim) for i, item in enumerate(items) if item.claim is not None]
-        settled: dict[int, tuple[Reservation | None, ContactWindow | None]] = {}
+        claimed: list[tuple[int, SlotRequest, tuple[Cap, ...], tuple[str, ...]]] = []
+        for i, (_, claim, _) in enumerate(items):
+            if claim is not None:
+                customer_id, channel, at, decision_id, product_id, wire_caps, offered = claim
+                slot_caps = caps.get(id(wire_caps))
+                if slot_caps is None:
+                    slot_caps = caps[id(wire_caps)] = tuple(Cap(*c) for c in wire_caps)
+                slot = SlotRequest(customer_id, channel, at, decision_id, product_id)
+                claimed.append((i, slot, slot_caps, offered))
+        settled: dict[int, tuple[Reservation, ContactWindow]] = {}
         if claimed:
             reservations, windows = ContactRepository(session).settle(
-                [c.slot for _, c in claimed], [c.caps for _, c in claimed], [c.offered for _, c in claimed]
+                [c[1] for c in claimed], [c[2] for c in claimed], [c[3] for c in claimed]
             )
-            for (i, claim), slot in zip(claimed, reservations, strict=True):
-                settled[i] = (slot, windows[claim.slot.customer_id])
-        outcomes: list[ItemOutcome] = []
+            for (i, slot, _, _), reservation in zip(claimed, reservations, strict=True):
+                settled[i] = (reservation, windows[slot.customer_id])
+        outcomes: list[WireOutcome] = []
         rows: list[dict[str, Any]] = []
-        for i, item in enumerate(items):
-            reservation, window = settled.get(i, (None, None))
-            if reservation is not None and not reservation.granted:
-                outcomes.append(ItemOutcome(False, reservation, window))
+        exposures: list[dict[str, Any]] = []
+        wired: dict[int, WireWindow] = {}  # one per customer, shared by the customer's items
+        for i, (row, _, exposure) in enumerate(items):
+            if i not in settled:
+                rows.append(finished_row(row, None))
+                outcomes.append((True, None, None))
                 continue
-            rows.append(finished_row(item.row, reservation))
-            outcomes.append(ItemOutcome(True, reservation, window))
-        written = AuditRepository(session).insert_rows(rows, batch.parts)
+            reservation, window = settled[i]
+            wire_window = wired.get(id(window))
+            if wire_window is None:
+                wire_window = wired[id(window)] = (window.decisions, window.cooldowns, window.shown)
+            wire_reservation = (
+                reservation.granted,
+                reservation.blocked_by,
+                reservation.counts,
+                reservation.cooling,
+            )
+            if not reservation.granted:
+                outcomes.append((False, wire_reservation, wire_window))
+                continue
+            rows.append(finished_row(row, reservation))
+            outcomes.append((True, wire_reservation, wire_window))
+            if exposure is not None:
+                exposures.append(exposure)
+        written = AuditRepository(session).insert_rows(rows, parts)
         experiments = ExperimentRepository(session)
-        for item, outcome in zip(items, outcomes, strict=True):
-            if outcome.written and outcome.reservation is not None and item.exposure is not None:
-                experiments.add_exposure(**item.exposure)
-    return BatchOutcome(outcomes, written)
+        for exposure in exposures:
+            experiments.add_exposure(**exposure)
+    return outcomes, written
 
 
 #: The most records one transaction takes when batches queue up behind each other.
@@ -216,7 +244,7 @@ def _next_batches(connection: Connection) -> list[WireBatch | None]:
                 batches.append(None)
             return batches
         batches.append(batch)
-        items += len(batch.items)
+        items += len(batch[0])
     return batches
 
 
@@ -225,19 +253,17 @@ def _commit_together(database: Database, batches: list[WireBatch | None]) -> lis
     real = [b for b in batches if b is not None]
     if not real:
         return []
-    merged = WireBatch(
-        [item for b in real for item in b.items], {k: v for b in real for k, v in b.parts.items()}
-    )
+    merged: WireBatch = ([item for b in real for item in b[0]], {k: v for b in real for k, v in b[1].items()})
     try:
-        outcome = commit_batch(database, merged)
+        outcomes, written = commit_batch(database, merged)
     except Exception as exc:  # every failure is the transaction's: the parent fails its waiters
-        log.error("audit_process_batch_failed", error=type(exc).__name__, records=len(merged.items))
+        log.error("audit_process_batch_failed", error=type(exc).__name__, records=len(merged[0]))
         return [("error", type(exc).__name__)] * len(real)
     answers: list[tuple[str, Any]] = []
     start = 0
-    for b in real:
-        end = start + len(b.items)
-        answers.append(("ok", BatchOutcome(outcome.items[start:end], outcome.parts_written & set(b.parts))))
+    for items, parts in real:
+        end = start + len(items)
+        answers.append(("ok", (outcomes[start:end], written & set(parts))))
         start = end
     return answers
 
