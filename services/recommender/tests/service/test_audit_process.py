@@ -222,9 +222,16 @@ def test_a_lost_process_fails_its_batch_and_the_next_write_starts_a_new_one(data
                 await writer.write(_record(2))
             except AuditUnavailableError as exc:
                 lost = exc
-            if lost is None:  # the death was noticed before the batch was sent: it went to a new one
-                return None, await writer.write(_record(3))
-            return lost, await writer.write(_record(3))
+            third = await writer.write(_record(3))
+            # a batch that failed with the old process (late) does not stop the new one
+            current = writer._child
+            assert current is not None
+            assert current is not child
+            await writer._stop_process(kill=True, only=child)
+            assert writer._child is current
+            assert current.alive
+            await writer.write(_record(4))
+            return lost, third
         finally:
             await writer.stop()
 
@@ -232,6 +239,7 @@ def test_a_lost_process_fails_its_batch_and_the_next_write_starts_a_new_one(data
     assert third.decision_id == "dec-p00003"
     assert _stored(database, "dec-p00001") is not None
     assert _stored(database, "dec-p00003") is not None
+    assert _stored(database, "dec-p00004") is not None
     if lost is not None:
         assert "did not answer" in str(lost)
         assert _stored(database, "dec-p00002") is None  # nothing answered without its record

@@ -417,14 +417,14 @@ class GroupCommitAuditWriter:
     async def _send(self, items: list[WireItem], parts: dict[str, bytes]) -> list[WireOutcome]:
         """One batch to the process and its answer, after its commit; raises if it failed or died."""
         new = {digest: body for digest, body in parts.items() if digest not in self._durable_parts}
+        process = await self._process()
         try:
-            process = await self._process()
             batch: WireBatch = (items, new)
             status, payload = await asyncio.wait_for(process.commit(batch), PROCESS_BATCH_TIMEOUT_S)
         except (ProcessLostError, TimeoutError) as exc:
             # the process is gone or stuck: the batch fails, the next one starts a new process
             log.error("audit_process_lost", error=type(exc).__name__)
-            await self._stop_process(kill=True)
+            await self._stop_process(kill=True, only=process)
             raise AuditUnavailableError("the audit writer's process did not answer") from exc
         if status != "ok":
             raise AuditUnavailableError(f"the audit writer's process failed the batch: {payload}")
@@ -459,8 +459,14 @@ class GroupCommitAuditWriter:
             self._child = child
             return child
 
-    async def _stop_process(self, *, kill: bool = False) -> None:
-        """Stop the writer's process: asked to (it finishes what it has in hand), or killed."""
-        child, self._child = self._child, None
+    async def _stop_process(self, *, kill: bool = False, only: WriterProcess | None = None) -> None:
+        """Stop the writer's process: asked to (it finishes what it has in hand), or killed. With
+        ``only``, only that process: a batch that failed with an old process never stops the new one
+        that later batches started meanwhile."""
+        child = self._child
+        if only is not None and child is not only:
+            await only.stop(kill=kill)  # already replaced (or stopped): make sure it is gone
+            return
+        self._child = None
         if child is not None:
             await child.stop(kill=kill)
