@@ -9,12 +9,13 @@ benchmark it cost more than half of the worker's throughput (build only 5,547 re
 database work in a thread 2,114). In a process of its own it runs on the machine's other core, like
 the work a database server does for its clients.
 
-Nothing about durability changes: the serving process sends a batch (one ``Connection.send``) and
-waits for this process's answer, which comes after the batch's transaction has committed; a decision
-is answered only then. If this process dies, the batch in flight fails (the decisions get 503, as
-when the database fails) and the next batch starts a new one.
+Nothing about durability changes: the serving process writes a batch to the pipe and waits for this
+process's answer, which comes after the batch's transaction has committed; a decision is answered
+only then. If this process dies, the batches in flight fail (the decisions get 503, as when the
+database fails) and the next batch starts a new one.
 
-The protocol is plain picklable data: :class:`WireBatch` in, :class:`BatchOutcome` (or an error) out.
+The protocol is plain tuples, dicts and bytes: a ``WireBatch`` in, ``("ok", BatchOutcome)`` or
+``("error", kind)`` out, one answer per batch in the order they were sent.
 Only the decision's contact slot is settled here; an item whose slot a cap refuses is *not* written
 (its answer changes: no offers), and the serving process sends its record again, built from the
 refusal, as an item without a claim. An item whose offers met a cool-down is not written either (the
