@@ -120,3 +120,20 @@ def test_log_lines_are_json_and_masked(capsys: pytest.CaptureFixture[str]) -> No
     assert lines[0]["customer_id"] == "C000000001"
     assert lines[0]["service"] == "test-svc"
     assert lines[1]["event"] == "card 6222 **** **** 0123 declined"
+
+
+def test_dicts_that_keep_accepts_are_neither_read_nor_masked() -> None:
+    from qianmian_core.masking import contains_identifier, mask_value
+
+    def reference(d: dict[object, object]) -> bool:
+        return set(d) == {"$ref"}
+
+    value = {"ref": {"$ref": "a13812345678b"}, "notes": ["call 13912345678"]}
+    assert contains_identifier({"ref": {"$ref": "a13812345678b"}})
+    assert not contains_identifier({"ref": {"$ref": "a13812345678b"}}, keep=reference)
+    assert contains_identifier(value, keep=reference)
+    assert mask_value(value, keep=reference) == {
+        "ref": {"$ref": "a13812345678b"},
+        "notes": ["call 139****5678"],
+    }
+    assert mask_value(value)["ref"] == {"$ref": "a138****5678b"}

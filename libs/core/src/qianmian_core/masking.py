@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import re
+from collections.abc import Callable
 from typing import Any
 
 # 18-character resident identity number: 6-digit area, birth date, 3-digit sequence, check char.
@@ -55,14 +56,17 @@ def mask_name(value: str) -> str:
     return value[0] + "*" * (len(value) - 1)
 
 
-def mask_value(value: Any) -> Any:
-    """Recursively mask strings inside dicts, lists and tuples."""
+def mask_value(value: Any, keep: Callable[[dict[Any, Any]], bool] | None = None) -> Any:
+    """Recursively mask strings inside dicts, lists and tuples; a dict ``keep`` accepts is left as it
+    is (e.g. a reference whose id is no free text)."""
     if isinstance(value, str):
         return mask_text(value)
     if isinstance(value, dict):
-        return {k: mask_value(v) for k, v in value.items()}
+        if keep is not None and keep(value):
+            return value
+        return {k: mask_value(v, keep) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return type(value)(mask_value(v) for v in value)
+        return type(value)(mask_value(v, keep) for v in value)
     return value
 
 
@@ -83,8 +87,9 @@ _CLEAN: dict[str, None] = {}
 _CLEAN_MAX = 100_000
 
 
-def contains_identifier(value: Any) -> bool:
-    """Whether :func:`mask_value` would change ``value``: a string inside it holds an identifier.
+def contains_identifier(value: Any, keep: Callable[[dict[Any, Any]], bool] | None = None) -> bool:
+    """Whether :func:`mask_value` (with the same ``keep``) would change ``value``: a string inside it,
+    outside the dicts ``keep`` accepts, holds an identifier.
 
     Reads without copying (an explicit stack, no recursion), so a caller that encodes large records
     pays for :func:`mask_value`'s rebuild only when something must be masked.
@@ -105,14 +110,16 @@ def contains_identifier(value: Any) -> bool:
         elif kind in _LEAVES:
             continue
         elif kind is dict:
-            extend(item.values())
+            if keep is None or not keep(item):
+                extend(item.values())
         elif kind is list or kind is tuple:
             extend(item)
         elif isinstance(item, str):
             if mask_text(item) != item:
                 return True
         elif isinstance(item, dict):
-            extend(item.values())
+            if keep is None or not keep(item):
+                extend(item.values())
         elif isinstance(item, list | tuple):
             extend(item)
     return False

@@ -267,7 +267,8 @@ def _candidates(candidates: list[Any], schema_version: int) -> list[Any]:
     return [expand_verdict(c) if isinstance(c, Mapping) and "failed" in c else c for c in candidates]
 
 
-def _is_ref(value: object) -> bool:
+def is_part_ref(value: object) -> bool:
+    """Whether ``value`` is a reference to a stored part (``{"$part": "<digest>"}``)."""
     return isinstance(value, dict) and len(value) == 1 and isinstance(value.get(PART_REF), str)
 
 
@@ -284,13 +285,13 @@ def _references(row: Decision) -> set[str]:
     response = row.response or {}
     shared = [response.get(k) for k in SHARED_RESPONSE_KEYS]
     for value in (row.candidates, *(row.features or {}).values(), *shared):
-        if _is_ref(value):
+        if is_part_ref(value):
             found.add(value[PART_REF])
     return found
 
 
 def _resolved(value: Any, parts: Mapping[str, Any]) -> Any:
-    return parts[value[PART_REF]] if _is_ref(value) else value
+    return parts[value[PART_REF]] if is_part_ref(value) else value
 
 
 def _record(row: Decision, parts: Mapping[str, Any]) -> AuditRecord:

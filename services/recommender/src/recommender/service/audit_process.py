@@ -42,10 +42,10 @@ from typing import Any, Final
 import orjson
 from qianmian_core.db import Database
 from qianmian_core.logging import get_logger
-from qianmian_core.masking import contains_identifier, mask_text
+from qianmian_core.masking import contains_identifier, mask_value
 
 from recommender.database import open_database
-from recommender.repository.audit import PART_REF, AuditRepository
+from recommender.repository.audit import AuditRepository, is_part_ref
 from recommender.repository.contacts import (
     CapLike,
     ContactRepository,
@@ -114,40 +114,6 @@ def window_of(wire: WireWindow) -> ContactWindow:
     return ContactWindow(decisions, cooldowns, shown)
 
 
-def _is_ref(value: object) -> bool:
-    return type(value) is dict and len(value) == 1 and isinstance(value.get(PART_REF), str)
-
-
-def _holds_identifier(value: Any) -> bool:
-    """Whether a string in ``value`` holds an identifier, references to stored parts aside (a digest's
-    hex can contain a run of digits that reads like a mobile number; the part itself was checked
-    when it was made)."""
-    stack = [value]
-    while stack:
-        item = stack.pop()
-        kind = type(item)
-        if kind is dict:
-            if not _is_ref(item):
-                stack.extend(item.values())
-        elif kind is list:
-            stack.extend(item)
-        elif kind is str and contains_identifier(item):
-            return True
-    return False
-
-
-def _masked(value: Any) -> Any:
-    """``value`` with the identifiers in its strings masked, references to stored parts kept."""
-    kind = type(value)
-    if kind is str:
-        return mask_text(value)
-    if kind is dict:
-        return value if _is_ref(value) else {k: _masked(v) for k, v in value.items()}
-    if kind is list:
-        return [_masked(v) for v in value]
-    return value
-
-
 def finished_row(row: dict[str, Any], reservation: Reservation | None) -> dict[str, Any]:
     """The row as stored: its free text checked (and masked where it holds an identifier), the slot's
     reservation in ``features.contact_reservation`` (claimed items), each JSON column an
@@ -160,9 +126,10 @@ def finished_row(row: dict[str, Any], reservation: Reservation | None) -> dict[s
         if name == "features" and reservation is not None:
             value["contact_reservation"] = reservation.as_json()
             changed = True
-        # the quick walk first (it reads a reference's digest as text too); the careful one only then
-        if contains_identifier(value) and _holds_identifier(value):
-            value = _masked(value)
+        # references to stored parts are kept: a digest's hex can hold a run of digits that reads like
+        # a mobile number (the part itself was checked when it was made)
+        if contains_identifier(value, keep=is_part_ref):
+            value = mask_value(value, keep=is_part_ref)
             changed = True
         out[name] = orjson.Fragment(orjson.dumps(value) if changed else encoded)
     out["candidates"] = orjson.Fragment(row["candidates"])
