@@ -249,3 +249,59 @@ def test_a_lost_process_fails_its_batch_and_the_next_write_starts_a_new_one(data
 @pytest.mark.parametrize("url", ["sqlite://", "sqlite:///:memory:"])
 def test_an_in_memory_database_cannot_be_shared_with_a_process(url: str) -> None:
     assert not Database(url).shareable
+
+
+def test_records_queued_in_one_turn_go_to_the_process_before_the_turn_ends(database: Database) -> None:
+    """Eager batches of 2: five writes made in one turn of the event loop go as [1, 2] and [3, 4] from
+    the requests that queued them, and [5] from the writer task once the turn is over; each
+    answered after its commit."""
+    writer = GroupCommitAuditWriter(database, max_wait_ms=5, process=True, eager_batch=2)
+
+    async def run() -> tuple[list[AuditRecord], int]:
+        await writer.start()
+        try:
+            stored = await asyncio.gather(*(writer.write(_record(i)) for i in range(1, 6)))
+            return list(stored), writer.stats.batches
+        finally:
+            await writer.stop()
+
+    stored, batches = asyncio.run(run())
+    assert [r.decision_id for r in stored] == [f"dec-p{i:05d}" for i in range(1, 6)]
+    assert batches == 3
+    assert writer.stats.records == 5
+    for i in range(1, 6):
+        assert _stored(database, f"dec-p{i:05d}") is not None
+
+
+def test_an_early_batch_to_a_lost_process_fails_and_the_next_write_starts_a_new_one(
+    database: Database,
+) -> None:
+    writer = GroupCommitAuditWriter(database, max_wait_ms=5, process=True, eager_batch=2)
+
+    async def run() -> list[AuditRecord | BaseException]:
+        await writer.start()
+        try:
+            await writer.write(_record(1))
+            child = writer._child
+            assert child is not None
+            os.kill(child.pid, 9)
+            await asyncio.to_thread(child._process.join, 10)
+            outcomes: list[AuditRecord | BaseException] = list(
+                await asyncio.gather(*(writer.write(_record(i)) for i in (2, 3)), return_exceptions=True)
+            )
+            outcomes.append(await writer.write(_record(4)))
+            return outcomes
+        finally:
+            await writer.stop()
+
+    outcomes = asyncio.run(run())
+    for outcome, decision_id in zip(outcomes[:2], ("dec-p00002", "dec-p00003"), strict=True):
+        if isinstance(outcome, BaseException):
+            assert isinstance(outcome, AuditUnavailableError)
+            assert _stored(database, decision_id) is None  # never answered without its record
+        else:
+            assert _stored(database, decision_id) is not None
+    last = outcomes[2]
+    assert isinstance(last, AuditRecord)
+    assert last.decision_id == "dec-p00004"
+    assert _stored(database, "dec-p00004") is not None

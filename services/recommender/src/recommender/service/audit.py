@@ -19,7 +19,11 @@ The database work can run in a process of its own (``process=True``, the service
 ``RECOMMENDER_AUDIT_WRITER=process``; :mod:`recommender.service.audit_process`): the records are
 built and encoded here, and the slots, the identifier check, the inserts and the commit happen there,
 on the other core, instead of in a thread that holds this interpreter's lock. The answer comes back
-after the commit, so the guarantee is the same.
+after the commit, so the guarantee is the same. There, records do not wait for the event loop's turn
+to end: the requests of one turn (all the connections whose answers just went out) queue their
+records one after another, and every :data:`PROCESS_EAGER_BATCH` of them go to the process at once,
+from the request that queued the last, so the process commits them while the loop still computes the
+rest. (Sent only at the turn's end, the loop and the process took turns: each idle half the time.)
 
 Failures are loud and fast: if the commit fails every waiter of the batch gets
 :class:`AuditUnavailableError` (the API answers 503, never an unaudited decision) and
@@ -48,7 +52,6 @@ from recommender.repository.contacts import (
 from recommender.repository.experiments import ExperimentRepository
 from recommender.service.audit_process import (
     ProcessLostError,
-    WireBatch,
     WireCap,
     WireClaim,
     WireItem,
@@ -72,6 +75,10 @@ PROCESS_START_TIMEOUT_S: Final = 60.0
 PROCESS_BATCH_TIMEOUT_S: Final = 60.0
 #: Batches sent to the writer's process and not answered yet, at most.
 PROCESS_IN_FLIGHT: Final = 8
+#: With the writer's process, records queued by the requests of one turn of the event loop go as soon
+#: as this many have queued (the rest at the turn's end): the process commits the first while the
+#: loop still computes the others, instead of both taking turns.
+PROCESS_EAGER_BATCH: Final = 8
 #: Shared parts remembered as stored (beyond it the set starts again: a part is then written again
 #: once, and left as it is by the database).
 DURABLE_PARTS_MAX: Final = 200_000
@@ -132,6 +139,16 @@ class Settled:
 
 
 @dataclass(frozen=True, slots=True)
+class _Sent:
+    """A batch written to the writer's process, its answer not read yet."""
+
+    built: list[tuple[AuditRecord, Any]]
+    parts: dict[str, bytes]
+    process: WriterProcess
+    answer: asyncio.Future[tuple[str, Any]]
+
+
+@dataclass(frozen=True, slots=True)
 class _Pending:
     build: RecordBuilder
     claim: SlotClaim | None
@@ -152,6 +169,7 @@ class GroupCommitAuditWriter:
         max_wait_ms: float = 2.0,
         max_queue: int = 4096,
         process: bool = False,
+        eager_batch: int = PROCESS_EAGER_BATCH,
     ) -> None:
         if max_batch < 1 or max_queue < 1 or max_wait_ms < 0:
             raise ValueError("max_batch and max_queue must be >= 1 and max_wait_ms >= 0")
@@ -172,6 +190,13 @@ class GroupCommitAuditWriter:
         #: only wait for it); several with a process, which commits the batches that queue up behind
         #: its transaction together in the next one.
         self.in_flight = PROCESS_IN_FLIGHT if process else 1
+        #: Batches taken from the queue and not committed yet (the writer task's next one included
+        #: while it waits for records), and the event set when one finishes.
+        self._flying = 0
+        self._landed = asyncio.Event()
+        #: With the process: queued records that go at once, before the event loop's turn ends.
+        self.eager_batch = eager_batch if process else 0
+        self._flushing: set[asyncio.Task[None]] = set()
         self._wire_caps: dict[int, tuple[tuple[CapLike, ...], tuple[WireCap, ...]]] = {}
 
     @property
@@ -238,32 +263,63 @@ class GroupCommitAuditWriter:
             queue.put_nowait(pending)
         except asyncio.QueueFull:
             raise AuditSaturatedError(f"audit queue full ({self.max_queue} records waiting)") from None
+        if self.eager_batch and queue.qsize() >= self.eager_batch:
+            self._send_early(queue)
         return await pending.done
 
     async def _run(self) -> None:
         assert self._queue is not None
         queue = self._queue
-        slots = asyncio.Semaphore(self.in_flight)
-        flushing: set[asyncio.Task[None]] = set()
         while True:
             # A slot first, then the batch: a batch gathers only once it can be sent, so the records
             # that queue while the batches in flight commit all join it.
-            await slots.acquire()
-            batch = [await queue.get()]
+            while self._flying >= self.in_flight:
+                self._landed.clear()
+                await self._landed.wait()
+            self._flying += 1
+            try:
+                batch = [await queue.get()]
+            except BaseException:
+                self._release()
+                raise
             self._drain(queue, batch)
             if len(batch) < self.max_batch and self.max_wait > 0:
                 await self._gather(queue, batch)
-            task = asyncio.create_task(self._flush_then_release(queue, batch, slots))
-            flushing.add(task)
-            task.add_done_callback(flushing.discard)
+            self._track(asyncio.create_task(self._flush_then_release(queue, batch)))
+
+    def _send_early(self, queue: asyncio.Queue[_Pending]) -> None:
+        """Write the queued records to the writer's process now, from the request that queued the
+        last of them, if a batch may go and the process is running (else the writer task takes them
+        at the turn's end). Only the answer is awaited in a task."""
+        child = self._child
+        if self._flying >= self.in_flight or child is None or not child.alive:
+            return
+        self._flying += 1
+        batch: list[_Pending] = []
+        self._drain(queue, batch)
+        try:
+            sent: _Sent | None = self._post(child, batch)
+        except Exception as exc:  # the build or the pipe: the batch fails, as a failed flush does
+            self._fail(batch, exc)
+            sent = None
+        self._track(asyncio.create_task(self._flush_then_release(queue, batch, sent)))
+
+    def _track(self, task: asyncio.Task[None]) -> None:
+        self._flushing.add(task)
+        task.add_done_callback(self._flushing.discard)
+
+    def _release(self) -> None:
+        self._flying -= 1
+        self._landed.set()
 
     async def _flush_then_release(
-        self, queue: asyncio.Queue[_Pending], batch: list[_Pending], slots: asyncio.Semaphore
+        self, queue: asyncio.Queue[_Pending], batch: list[_Pending], sent: _Sent | None = None
     ) -> None:
         try:
-            await self._flush(batch)
+            if not all(p.done.done() for p in batch):
+                await self._flush(batch, sent)
         finally:
-            slots.release()
+            self._release()
             for _ in batch:
                 queue.task_done()
 
@@ -293,21 +349,16 @@ class GroupCommitAuditWriter:
             except asyncio.QueueEmpty:
                 return
 
-    async def _flush(self, batch: Sequence[_Pending]) -> None:
+    async def _flush(self, batch: Sequence[_Pending], sent: _Sent | None = None) -> None:
         try:
             if self.process:
-                results = await self._commit_in_process(batch)
+                results = await self._commit_in_process(batch, sent)
             else:
                 results = await asyncio.to_thread(self._commit, batch)
             if len(results) != len(batch):
                 raise RuntimeError(f"{len(results)} outcomes for a batch of {len(batch)}")
         except Exception as exc:
-            self.stats.failed_batches += 1
-            AUDIT_WRITE_FAILURES.inc(len(batch))
-            log.error("audit_write_failed", records=len(batch), error=type(exc).__name__)
-            for p in batch:
-                if not p.done.done():
-                    p.done.set_exception(AuditUnavailableError("the audit store did not accept the record"))
+            self._fail(batch, exc)
             return
         written = sum(r.record is not None for r in results)
         self.stats.batches += 1
@@ -316,6 +367,14 @@ class GroupCommitAuditWriter:
         for p, result in zip(batch, results, strict=True):
             if not p.done.done():
                 p.done.set_result(result)
+
+    def _fail(self, batch: Sequence[_Pending], exc: Exception) -> None:
+        self.stats.failed_batches += 1
+        AUDIT_WRITE_FAILURES.inc(len(batch))
+        log.error("audit_write_failed", records=len(batch), error=type(exc).__name__)
+        for p in batch:
+            if not p.done.done():
+                p.done.set_exception(AuditUnavailableError("the audit store did not accept the record"))
 
     def _commit(self, batch: Sequence[_Pending]) -> list[Settled]:
         """One transaction: settle the batch's slots, build and insert its records."""
@@ -361,18 +420,16 @@ class GroupCommitAuditWriter:
 
     # --- the writer's own process ------------------------------------------------------------------
 
-    async def _commit_in_process(self, batch: Sequence[_Pending]) -> list[Settled]:
+    async def _commit_in_process(self, batch: Sequence[_Pending], sent: _Sent | None = None) -> list[Settled]:
         """The batch through the writer's process: each record built as if its slot is granted and
         encoded here, on the event loop; the slots settled and the records written there, in one
         transaction. A record whose slot a cap refused is built again from the refusal and written
-        in a second transaction (nothing else of its decision is written)."""
-        built = [p.build(None) for p in batch]
-        parts: dict[str, bytes] = {}
-        items: list[WireItem] = [
-            (record.encoded_row(parts), self._wire_claim(p.claim), p.exposure)
-            for p, (record, _) in zip(batch, built, strict=True)
-        ]
-        outcomes = await self._send(items, parts)
+        in a second transaction (nothing else of its decision is written). ``sent``: the batch was
+        already written to the process (:meth:`_send_early`)."""
+        if sent is None:
+            sent = self._post(await self._process(), batch)
+        outcomes = await self._answer(sent.process, sent.answer, len(batch))
+        built, parts = sent.built, sent.parts
         results: list[Settled] = []
         refused: list[int] = []
         windows: dict[int, ContactWindow] = {}  # one per customer, as sent
@@ -414,13 +471,35 @@ class GroupCommitAuditWriter:
             known = self._wire_caps[id(claim.caps)] = (claim.caps, tuple(wire_cap(c) for c in claim.caps))
         return wire_claim(claim.slot, known[1], claim.offered)
 
+    def _post(self, process: WriterProcess, batch: Sequence[_Pending]) -> _Sent:
+        """Build and encode ``batch``'s records and write them to ``process`` (no waiting)."""
+        built = [p.build(None) for p in batch]
+        parts: dict[str, bytes] = {}
+        items: list[WireItem] = [
+            (record.encoded_row(parts), self._wire_claim(p.claim), p.exposure)
+            for p, (record, _) in zip(batch, built, strict=True)
+        ]
+        return _Sent(built, parts, process, self._write(process, items, parts))
+
+    def _write(
+        self, process: WriterProcess, items: list[WireItem], parts: dict[str, bytes]
+    ) -> asyncio.Future[tuple[str, Any]]:
+        new = {digest: body for digest, body in parts.items() if digest not in self._durable_parts}
+        return process.send((items, new))
+
     async def _send(self, items: list[WireItem], parts: dict[str, bytes]) -> list[WireOutcome]:
         """One batch to the process and its answer, after its commit; raises if it failed or died."""
-        new = {digest: body for digest, body in parts.items() if digest not in self._durable_parts}
         process = await self._process()
+        return await self._answer(process, self._write(process, items, parts), len(items))
+
+    async def _answer(
+        self, process: WriterProcess, answer: asyncio.Future[tuple[str, Any]], count: int
+    ) -> list[WireOutcome]:
+        """The process's answer to a batch of ``count`` records, after its commit; raises if the batch
+        failed, or if the process died or does not answer."""
         try:
-            batch: WireBatch = (items, new)
-            status, payload = await asyncio.wait_for(process.commit(batch), PROCESS_BATCH_TIMEOUT_S)
+            async with asyncio.timeout(PROCESS_BATCH_TIMEOUT_S):
+                status, payload = await answer
         except (ProcessLostError, TimeoutError) as exc:
             # the process is gone or stuck: the batch fails, the next one starts a new process
             log.error("audit_process_lost", error=type(exc).__name__)
@@ -429,8 +508,8 @@ class GroupCommitAuditWriter:
         if status != "ok":
             raise AuditUnavailableError(f"the audit writer's process failed the batch: {payload}")
         outcomes, written = payload
-        if len(outcomes) != len(items):
-            raise RuntimeError(f"{len(outcomes)} outcomes for a batch of {len(items)}")
+        if len(outcomes) != count:
+            raise RuntimeError(f"{len(outcomes)} outcomes for a batch of {count}")
         self._remember_parts(written)
         return list(outcomes)
 

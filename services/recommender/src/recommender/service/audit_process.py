@@ -336,12 +336,18 @@ class WriterProcess:
     async def commit(self, batch: WireBatch) -> tuple[str, Any]:
         """Send ``batch`` and wait for the process's answer: ``("ok", BatchOutcome)`` after its
         commit, or ``("error", kind)``; raises :class:`ProcessLostError` if the process is gone."""
+        return await self.send(batch)
+
+    def send(self, batch: WireBatch) -> asyncio.Future[tuple[str, Any]]:
+        """Write ``batch`` to the process now; the future resolves to the answer :meth:`commit`
+        returns (or fails with :class:`ProcessLostError`). Raises that at once if the process is
+        gone."""
         if self._lost or self._writer is None:
             raise ProcessLostError("the audit writer's process is gone")
         answer: asyncio.Future[tuple[str, Any]] = asyncio.get_running_loop().create_future()
         self._waiting.append(answer)
         self._writer.write(_frame(batch))
-        return await answer
+        return answer
 
     async def _listen(self) -> None:
         reader = self._reader
