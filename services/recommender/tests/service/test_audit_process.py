@@ -305,3 +305,36 @@ def test_an_early_batch_to_a_lost_process_fails_and_the_next_write_starts_a_new_
     assert isinstance(last, AuditRecord)
     assert last.decision_id == "dec-p00004"
     assert _stored(database, "dec-p00004") is not None
+
+
+def test_an_early_batch_whose_record_cannot_be_built_fails_alone(database: Database) -> None:
+    """A builder that raises in a batch sent early: that batch's decisions get 503's error and nothing
+    of them is written; the writer goes on."""
+    writer = GroupCommitAuditWriter(database, max_wait_ms=5, process=True, eager_batch=2)
+
+    def good(i: int) -> Any:
+        return lambda _reservation: (_record(i), {"decision_id": f"dec-p{i:05d}"})
+
+    def broken(_reservation: Reservation | None) -> Any:
+        raise ValueError("a record that cannot be built")
+
+    async def run() -> tuple[list[Settled | BaseException], AuditRecord]:
+        await writer.start()
+        try:
+            first: list[Settled | BaseException] = list(
+                await asyncio.gather(
+                    writer.write_decision("C00000001", good(1), None),
+                    writer.write_decision("C00000001", broken, None),
+                    return_exceptions=True,
+                )
+            )
+            return first, await writer.write(_record(3))
+        finally:
+            await writer.stop()
+
+    first, third = asyncio.run(run())
+    assert all(isinstance(outcome, AuditUnavailableError) for outcome in first)
+    assert _stored(database, "dec-p00001") is None
+    assert third.decision_id == "dec-p00003"
+    assert _stored(database, "dec-p00003") is not None
+    assert writer.stats.failed_batches == 1

@@ -193,7 +193,7 @@ class GroupCommitAuditWriter:
         #: Batches taken from the queue and not committed yet (the writer task's next one included
         #: while it waits for records), and the event set when one finishes.
         self._flying = 0
-        self._landed = asyncio.Event()
+        self._landed: asyncio.Event | None = None  # made in start(), on the loop that runs the writer
         #: With the process: queued records that go at once, before the event loop's turn ends.
         self.eager_batch = eager_batch if process else 0
         self._flushing: set[asyncio.Task[None]] = set()
@@ -211,6 +211,8 @@ class GroupCommitAuditWriter:
         if self.process:  # started now, not on the first decision; a failure here stops start-up
             await self._process()
         self._queue = asyncio.Queue(maxsize=self.max_queue)
+        self._flying = 0
+        self._landed = asyncio.Event()
         self._task = asyncio.create_task(self._run(), name="audit-group-commit")
 
     async def stop(self) -> None:
@@ -269,13 +271,14 @@ class GroupCommitAuditWriter:
 
     async def _run(self) -> None:
         assert self._queue is not None
-        queue = self._queue
+        assert self._landed is not None
+        queue, landed = self._queue, self._landed
         while True:
             # A slot first, then the batch: a batch gathers only once it can be sent, so the records
             # that queue while the batches in flight commit all join it.
             while self._flying >= self.in_flight:
-                self._landed.clear()
-                await self._landed.wait()
+                landed.clear()
+                await landed.wait()
             self._flying += 1
             try:
                 batch = [await queue.get()]
@@ -298,10 +301,13 @@ class GroupCommitAuditWriter:
         batch: list[_Pending] = []
         self._drain(queue, batch)
         try:
-            sent: _Sent | None = self._post(child, batch)
+            sent = self._post(child, batch)
         except Exception as exc:  # the build or the pipe: the batch fails, as a failed flush does
             self._fail(batch, exc)
-            sent = None
+            self._release()
+            for _ in batch:
+                queue.task_done()
+            return
         self._track(asyncio.create_task(self._flush_then_release(queue, batch, sent)))
 
     def _track(self, task: asyncio.Task[None]) -> None:
@@ -310,14 +316,14 @@ class GroupCommitAuditWriter:
 
     def _release(self) -> None:
         self._flying -= 1
-        self._landed.set()
+        if self._landed is not None:
+            self._landed.set()
 
     async def _flush_then_release(
         self, queue: asyncio.Queue[_Pending], batch: list[_Pending], sent: _Sent | None = None
     ) -> None:
         try:
-            if not all(p.done.done() for p in batch):
-                await self._flush(batch, sent)
+            await self._flush(batch, sent)
         finally:
             self._release()
             for _ in batch:
