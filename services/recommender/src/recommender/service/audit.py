@@ -304,9 +304,7 @@ class GroupCommitAuditWriter:
             sent = self._post(child, batch)
         except Exception as exc:  # the build or the pipe: the batch fails, as a failed flush does
             self._fail(batch, exc)
-            self._release()
-            for _ in batch:
-                queue.task_done()
+            self._landed_with(queue, batch)
             return
         self._track(asyncio.create_task(self._flush_then_release(queue, batch, sent)))
 
@@ -325,9 +323,14 @@ class GroupCommitAuditWriter:
         try:
             await self._flush(batch, sent)
         finally:
-            self._release()
-            for _ in batch:
-                queue.task_done()
+            self._landed_with(queue, batch)
+
+    def _landed_with(self, queue: asyncio.Queue[_Pending], batch: list[_Pending]) -> None:
+        """``batch`` is done with (committed or failed): its slot is free, its records are off the
+        queue."""
+        self._release()
+        for _ in batch:
+            queue.task_done()
 
     async def _gather(self, queue: asyncio.Queue[_Pending], batch: list[_Pending]) -> None:
         """Let ``batch`` grow while the event loop still has requests to finish, at most ``max_wait``.

@@ -321,7 +321,7 @@ class WriterProcess:
 
     async def attach(self) -> None:
         """Read and write the process's pipe from the running event loop (once, before
-        :meth:`commit`)."""
+        :meth:`send`)."""
         if self._writer is not None:
             return
         sock = socket.socket(fileno=os.dup(self._connection.fileno()))
@@ -333,15 +333,10 @@ class WriterProcess:
     def alive(self) -> bool:
         return not self._lost and self._process.is_alive()
 
-    async def commit(self, batch: WireBatch) -> tuple[str, Any]:
-        """Send ``batch`` and wait for the process's answer: ``("ok", BatchOutcome)`` after its
-        commit, or ``("error", kind)``; raises :class:`ProcessLostError` if the process is gone."""
-        return await self.send(batch)
-
     def send(self, batch: WireBatch) -> asyncio.Future[tuple[str, Any]]:
-        """Write ``batch`` to the process now; the future resolves to the answer :meth:`commit`
-        returns (or fails with :class:`ProcessLostError`). Raises that at once if the process is
-        gone."""
+        """Write ``batch`` to the process now (no waiting). The future resolves to the process's
+        answer: ``("ok", BatchOutcome)`` after its commit, or ``("error", kind)``; it fails with
+        :class:`ProcessLostError` if the process goes, and this raises that at once if it is gone."""
         if self._lost or self._writer is None:
             raise ProcessLostError("the audit writer's process is gone")
         answer: asyncio.Future[tuple[str, Any]] = asyncio.get_running_loop().create_future()
