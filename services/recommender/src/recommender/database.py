@@ -2,7 +2,7 @@
 
 On SQLite every transaction starts with ``BEGIN IMMEDIATE`` (``qianmian_core.db``'s
 ``sqlite_immediate``), so a contact-cap reservation holds the write lock from its first read to its
-commit. PostgreSQL locks the customer's ``contact_counters`` row instead (see
+commit. PostgreSQL locks the customer's ``contact_locks`` row instead (see
 ``recommender.repository.contacts``).
 """
 

@@ -6,9 +6,10 @@ every candidate with its score and rule outcomes, the response). Customer ids he
 pseudonymous ids every service uses, never a phone or ID number.
 
 ``contact_events`` is the interaction history that contact caps and cool-downs are computed from;
-``contact_counters`` holds one row per customer that a cap reservation locks (``SELECT … FOR UPDATE``
-on PostgreSQL), so two concurrent decisions for one customer are serialised and cannot both pass a
-cap. ``cooldowns`` holds the product a customer dismissed and until when it must not be shown.
+``contact_locks`` holds one row per customer that a cap reservation locks on PostgreSQL
+(``SELECT … FOR UPDATE``), so two concurrent decisions for one customer are serialised and cannot both
+pass a cap (on SQLite the transaction holds the database's write lock, and no row is written).
+``cooldowns`` holds the product a customer dismissed and until when it must not be shown.
 
 ``feedback_events`` holds what ``POST /v1/feedback`` recorded (with the grant of a converted bundle's
 right); ``idempotency_keys`` the stored answer of each (client, Idempotency-Key), written in the same
@@ -135,15 +136,15 @@ class ContactEvent(Base):
     at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
-class ContactCounter(Base):
-    """Per-customer row that serialises cap reservations, with the running number of contacts."""
+class ContactLock(Base):
+    """Per-customer row that serialises cap reservations on PostgreSQL (locked ``FOR UPDATE``).
 
-    __tablename__ = "contact_counters"
-    __table_args__ = (CheckConstraint("contacts >= 0", name="contacts_non_negative"),)
+    It holds nothing else: a customer's contacts are counted from ``contact_events`` (migration 0007
+    dropped the running totals that nothing read, and that cost a page write per decision)."""
+
+    __tablename__ = "contact_locks"
 
     customer_id: Mapped[str] = mapped_column(String(64), primary_key=True)
-    contacts: Mapped[int] = mapped_column(Integer)
-    last_contact_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 
 class Cooldown(Base):

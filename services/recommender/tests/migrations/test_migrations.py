@@ -13,7 +13,7 @@ from recommender.models import Base
 TABLES = {
     "decisions",
     "contact_events",
-    "contact_counters",
+    "contact_locks",
     "cooldowns",
     "catalogue_snapshots",
     "feedback_events",

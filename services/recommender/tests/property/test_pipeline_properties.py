@@ -53,7 +53,7 @@ from recommender.main import create_app
 from recommender.ml.data import TrainingData
 from recommender.ml.models.lightfm_hybrid import LightFMHybrid
 from recommender.ml.registry import ModelRegistry
-from recommender.models import ContactCounter, ContactEvent, Cooldown
+from recommender.models import ContactEvent, ContactLock, Cooldown
 from recommender.repository.contacts import ContactRepository
 from recommender.service.contacts import ContactService
 from recommender.service.decisions import DecisionService
@@ -564,7 +564,7 @@ def _prepare(
     database = side.service.database
     cid = scenario.customer_id
     with database.session() as session:  # a clean history for the customer in this example
-        for table in (ContactEvent, ContactCounter, Cooldown):
+        for table in (ContactEvent, ContactLock, Cooldown):
             session.execute(delete(table).where(table.customer_id == cid))
     contacts = ContactService(database, POLICY)
     taken = []

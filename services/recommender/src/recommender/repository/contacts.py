@@ -1,14 +1,14 @@
 """Contact history, exact contact caps and cool-downs.
 
 A decision takes its contact slot with :meth:`ContactRepository.reserve`: in one transaction it locks
-the customer's ``contact_counters`` row, counts the customer's earlier decisions in every sliding window
-from ``contact_events`` timestamps, and records the new one only if no window is full. The lock is
-what makes the caps exact: on PostgreSQL ``SELECT … FOR UPDATE`` on the counter row (created by an
+the customer, counts the customer's earlier decisions in every sliding window from ``contact_events``
+timestamps, and records the new one only if no window is full. The lock is what makes the caps exact:
+on PostgreSQL ``SELECT … FOR UPDATE`` on the customer's ``contact_locks`` row (created by an
 ``INSERT … ON CONFLICT DO NOTHING`` that itself waits for a concurrent creator) serialises concurrent
 reservations of one customer, and under READ COMMITTED the count that follows the lock sees every
 reservation committed before it; on SQLite the transaction began with ``BEGIN IMMEDIATE`` (see
-``recommender.database``), which holds the database's write lock throughout. Reservations of
-different customers do not wait for each other on PostgreSQL.
+``recommender.database``), which holds the database's write lock throughout, so no lock row is
+written there. Reservations of different customers do not wait for each other on PostgreSQL.
 
 Outbound lists take many slots at once with :meth:`ContactRepository.reserve_many` (the same check
 under the same locks, for a batch of customers in one transaction) and read many customers' windows
@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final, Protocol
 
-from qianmian_core.db import UTCDateTime, dialect_insert, insert_ignoring_conflicts
+from qianmian_core.db import UTCDateTime, dialect_insert
 from sqlalchemy import (
     BindParameter,
     Executable,
@@ -33,12 +33,11 @@ from sqlalchemy import (
     literal,
     select,
     union_all,
-    update,
 )
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session
 
-from recommender.models import CONTACT_KINDS, ContactCounter, ContactEvent, Cooldown
+from recommender.models import CONTACT_KINDS, ContactEvent, ContactLock, Cooldown
 
 
 class CapLike(Protocol):
@@ -163,27 +162,19 @@ _WINDOWS_AND_COOLDOWNS: Final = _windows_statement(with_cooldowns=True)
 #: Record a batch's granted slots (Core executemany on the table).
 _EVENTS: Final[Table] = ContactEvent.__table__  # type: ignore[assignment]
 _INSERT_EVENTS: Final = insert(_EVENTS)
-#: Lock a batch's counter rows in customer id order (parameter ``ids``, expanding).
-_LOCK_COUNTERS: Final = (
-    select(ContactCounter.customer_id)
-    .where(ContactCounter.customer_id.in_(bindparam("ids", expanding=True)))
-    .order_by(ContactCounter.customer_id)
+#: Lock a batch's customers' rows in customer id order (parameter ``ids``, expanding).
+_LOCK_CUSTOMERS: Final = (
+    select(ContactLock.customer_id)
+    .where(ContactLock.customer_id.in_(bindparam("ids", expanding=True)))
+    .order_by(ContactLock.customer_id)
     .with_for_update()
 )
-#: Add a batch's granted slots to their counters (executemany).
-_COUNT_TAKEN: Final = (
-    update(ContactCounter)
-    .where(ContactCounter.customer_id == bindparam("b_customer_id"))
-    .values(
-        contacts=ContactCounter.contacts + bindparam("b_taken"),
-        last_contact_at=bindparam("b_at", type_=UTCDateTime()),
-    )
-)
-#: ``INSERT … ON CONFLICT DO NOTHING`` of counter rows, per dialect.
-_CREATE_COUNTERS: Final = {
-    "postgresql": postgresql.insert(ContactCounter).on_conflict_do_nothing(index_elements=["customer_id"]),
-    "sqlite": sqlite.insert(ContactCounter).on_conflict_do_nothing(index_elements=["customer_id"]),
+#: ``INSERT … ON CONFLICT DO NOTHING`` of lock rows, on the dialects that lock rows.
+_CREATE_LOCKS: Final = {
+    "postgresql": postgresql.insert(ContactLock).on_conflict_do_nothing(index_elements=["customer_id"]),
 }
+#: Dialects whose transactions already hold the whole database's write lock (``BEGIN IMMEDIATE``).
+_SERIAL_DIALECTS: Final = frozenset({"sqlite"})
 
 
 class ContactRepository:
@@ -192,21 +183,20 @@ class ContactRepository:
     def __init__(self, session: Session) -> None:
         self.session = session
 
-    def _lock_customer(self, customer_id: str) -> ContactCounter:
-        self.session.execute(
-            insert_ignoring_conflicts(
-                self.session,
-                ContactCounter,
-                {"customer_id": customer_id, "contacts": 0, "last_contact_at": None},
-                index_elements=["customer_id"],
-            )
-        )
-        return self.session.execute(
-            select(ContactCounter)
-            .where(ContactCounter.customer_id == customer_id)
-            .with_for_update()
-            .execution_options(populate_existing=True)
-        ).scalar_one()
+    def _lock(self, customer_ids: Sequence[str]) -> None:
+        """Serialise this transaction with every other reservation of these customers: their lock rows
+        are created if missing and locked in customer id order (two batches cannot deadlock). Nothing
+        to do on SQLite, whose transaction holds the database's write lock from its start."""
+        connection = self.session.connection()
+        dialect = connection.dialect.name
+        if dialect in _SERIAL_DIALECTS:
+            return
+        create = _CREATE_LOCKS.get(dialect)
+        if create is None:
+            raise NotImplementedError(f"contact caps cannot lock customers on {dialect}")
+        ids = sorted(set(customer_ids))
+        connection.execute(create, [{"customer_id": c} for c in ids])
+        connection.execute(_LOCK_CUSTOMERS, {"ids": ids}).all()
 
     def decision_times(self, customer_id: str, since: datetime) -> list[tuple[str, datetime]]:
         """``(channel, at)`` of the customer's decisions after ``since`` (oldest first)."""
@@ -236,7 +226,7 @@ class ContactRepository:
         Must run in a transaction of its own that commits right after (``ContactService`` does): the
         lock is held until then. Refused reservations record nothing.
         """
-        counter = self._lock_customer(customer_id)
+        self._lock([customer_id])
         applicable = [cap for cap in caps if _applies(cap, channel)]
         history = (
             self.decision_times(customer_id, at - max(cap.window for cap in applicable)) if applicable else []
@@ -254,16 +244,14 @@ class ContactRepository:
                 at=at,
             )
         )
-        counter.contacts += 1
-        counter.last_contact_at = at
         self.session.flush()
         return Reservation(granted=True, blocked_by=(), counts=counts)
 
     def reserve_many(self, slots: Sequence[SlotRequest], caps: Sequence[CapLike]) -> list[Reservation]:
         """:meth:`reserve` for many slots in one transaction (outbound lists), one answer per slot.
 
-        The same check as ``reserve``, under the same locks: every customer's counter row is created
-        if missing and locked (in customer id order, so two batches cannot deadlock), the windows are
+        The same check as ``reserve``, under the same locks (every customer's, taken in customer id
+        order, so two batches cannot deadlock: :meth:`_lock`), the windows are
         counted from one read of the customers' decisions, and each granted slot is recorded before
         the next slot of the same customer is checked. Must run in a transaction that commits right
         after, as ``reserve``.
@@ -292,15 +280,12 @@ class ContactRepository:
         # Core statements on the session's connection (its transaction): the ORM session's execute
         # adds its own layer per statement, the group commit's cost per batch.
         connection = self.session.connection()
-        create = _CREATE_COUNTERS[connection.dialect.name]
-        connection.execute(create, [{"customer_id": c, "contacts": 0, "last_contact_at": None} for c in ids])
-        connection.execute(_LOCK_COUNTERS, {"ids": ids}).all()
+        self._lock(ids)
         earliest = min(slot.at for slot in slots)
         windows_needed = [cap.window for slot_caps in caps for cap in slot_caps]
         since = earliest - max(windows_needed, default=timedelta(0))
         windows = self.contact_windows(ids, since, earliest if offered is not None else None)
         events: list[dict[str, object]] = []
-        taken: dict[str, tuple[int, datetime]] = {}
         out: list[Reservation] = []
         for i, slot in enumerate(slots):
             window = windows[slot.customer_id]
@@ -326,14 +311,9 @@ class ContactRepository:
                     "at": slot.at,
                 }
             )
-            taken[slot.customer_id] = (taken.get(slot.customer_id, (0, slot.at))[0] + 1, slot.at)
             out.append(Reservation(granted=True, blocked_by=(), counts=counts))
         if events:
             connection.execute(_INSERT_EVENTS, events)
-            connection.execute(
-                _COUNT_TAKEN,
-                [{"b_customer_id": c, "b_taken": n, "b_at": at} for c, (n, at) in taken.items()],
-            )
         return out, windows
 
     def contact_windows(
