@@ -84,7 +84,7 @@ class ContactLedger:
             self._entries.move_to_end(customer_id)
         since = at - self._longest
         return ContactState(
-            contacts=tuple(ContactRecord(channel=c, at=t) for c, t in entry.window.decisions if t > since),
+            contacts=tuple([ContactRecord(c, t) for c, t in entry.window.decisions if t > since]),
             cooldowns={p: until for p, until in entry.window.cooldowns.items() if until > at},
             shown=dict(entry.window.shown),
         )
