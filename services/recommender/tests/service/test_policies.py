@@ -170,6 +170,25 @@ def test_contact_caps_over_sliding_windows(
     assert codes(product(), context(contact=contacts(*history)), channel=channel) == expected
 
 
+CHANNEL_NAMES = ["app", "mini_program", "push", "sms", "remote_agent", "online_rm"]
+
+
+@given(
+    st.lists(
+        st.tuples(st.sampled_from(CHANNEL_NAMES), st.integers(min_value=0, max_value=40 * 24 * 60)),
+        max_size=30,
+    )
+)
+def test_a_cap_counts_the_decisions_inside_its_window_and_channels(history: list[tuple[str, int]]) -> None:
+    state = contacts(*[(channel, timedelta(minutes=minutes)) for channel, minutes in history])
+    for cap in ContactPolicy().caps():
+        since = NOON - cap.window
+        expected = sum(
+            1 for c in state.contacts if c.at > since and (cap.channels is None or c.channel in cap.channels)
+        )
+        assert state.count(cap, NOON) == expected, cap.code
+
+
 def test_a_dismissed_product_cools_down_for_seven_days() -> None:
     state = ContactState(cooldowns={"P1": NOON + timedelta(days=6)})
     assert codes(product("P1"), context(contact=state)) == {"cooldown_dismissed"}

@@ -92,8 +92,13 @@ def _full_windows(
     blocked: list[str] = []
     for cap in caps:
         since = at - cap.window
-        # Later-stamped decisions (another pod's clock) count too: a cap must never be passed.
-        n = sum(1 for ch, when in history if when > since and _applies(cap, ch))
+        channels = cap.channels
+        # Later-stamped decisions (another pod's clock) count too: a cap must never be passed. A plain
+        # loop: the writer counts every slot's caps over the customer's history.
+        n = 0
+        for ch, when in history:
+            if when > since and (channels is None or ch in channels):
+                n += 1
         counts[cap.code] = max(n, counts.get(cap.code, 0))
         if n >= cap.limit and cap.code not in blocked:
             blocked.append(cap.code)
