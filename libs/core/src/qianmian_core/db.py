@@ -157,6 +157,12 @@ def _begin_immediate(connection: Connection) -> None:
     connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
+def begins_immediate(engine: Engine) -> bool:
+    """Whether ``engine``'s SQLite transactions start with ``BEGIN IMMEDIATE`` (``make_engine``'s
+    ``sqlite_immediate``): each holds the database's write lock from its first statement."""
+    return engine.dialect.name == "sqlite" and event.contains(engine, "begin", _begin_immediate)
+
+
 def _json_text(value: object) -> str:
     """JSON columns are written with orjson (several times faster than ``json.dumps`` on audit records);
     non-string keys become strings as ``json.dumps`` makes them."""

@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
 from qianmian_core.db import Database
 from qianmian_core.testing import empty_database_url
 from recommender.database import migrate, open_database
@@ -131,3 +132,17 @@ def test_settle_refuses_a_slot_whose_offer_is_cooling_and_returns_the_stored_win
     service = ContactService(database, POLICY)
     assert len(service.state("C2", NOW).contacts) == 3  # d1 recorded nothing
     assert len(service.state("C3", NOW).contacts) == 1
+
+
+def test_caps_on_sqlite_refuse_a_transaction_that_did_not_begin_immediate(tmp_path: Path) -> None:
+    # Without BEGIN IMMEDIATE the counts would be read before the write lock is taken: refused.
+    url = f"sqlite:///{tmp_path / 'deferred.db'}"
+    migrate(url)
+    deferred = Database(url)
+    try:
+        with deferred.session() as session:
+            with pytest.raises(RuntimeError, match="BEGIN IMMEDIATE"):
+                ContactRepository(session).reserve_many(SLOTS[:1], POLICY.caps())
+            assert session.scalars(select(ContactEvent)).all() == []
+    finally:
+        deferred.dispose()

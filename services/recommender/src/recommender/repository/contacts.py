@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final, Protocol
 
-from qianmian_core.db import UTCDateTime, dialect_insert
+from qianmian_core.db import UTCDateTime, begins_immediate, dialect_insert
 from sqlalchemy import (
     BindParameter,
     Executable,
@@ -178,7 +178,7 @@ _LOCK_CUSTOMERS: Final = (
 _CREATE_LOCKS: Final = {
     "postgresql": postgresql.insert(ContactLock).on_conflict_do_nothing(index_elements=["customer_id"]),
 }
-#: Dialects whose transactions already hold the whole database's write lock (``BEGIN IMMEDIATE``).
+#: Dialects whose transactions hold the whole database's write lock (``BEGIN IMMEDIATE``, checked).
 _SERIAL_DIALECTS: Final = frozenset({"sqlite"})
 
 
@@ -195,6 +195,13 @@ class ContactRepository:
         connection = self.session.connection()
         dialect = connection.dialect.name
         if dialect in _SERIAL_DIALECTS:
+            # The transaction already holds the write lock, but only if it began IMMEDIATE: a deferred
+            # one would read the counts before taking it. Refused rather than assumed.
+            if not begins_immediate(connection.engine):
+                raise RuntimeError(
+                    "contact caps on SQLite need BEGIN IMMEDIATE transactions "
+                    "(open the database with recommender.database.open_database)"
+                )
             return
         create = _CREATE_LOCKS.get(dialect)
         if create is None:
