@@ -17,7 +17,7 @@ and cool-downs with :meth:`ContactRepository.contact_windows` (one query per pag
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final, Protocol
@@ -81,6 +81,29 @@ def _applies(cap: CapLike, channel: str) -> bool:
     return cap.channels is None or channel in cap.channels
 
 
+def decisions_in_window(history: Iterable[tuple[str, datetime]], cap: CapLike, at: datetime) -> int:
+    """How many of ``history``'s ``(channel, at)`` decisions fall in ``cap``'s sliding window ending at
+    ``at``, in the channels it covers. Later-stamped decisions (another pod's clock) count too: a cap
+    must never be passed.
+
+    The one count behind the policies' caps (``ContactState.count``) and the writer's settlement. A
+    plain loop: every decision counts each cap of its channel over the customer's history, and a
+    generator with a call per record cost three times as much.
+    """
+    since = at - cap.window
+    channels = cap.channels
+    counted = 0
+    if channels is None:
+        for _, when in history:
+            if when > since:
+                counted += 1
+    else:
+        for channel, when in history:
+            if when > since and channel in channels:
+                counted += 1
+    return counted
+
+
 def _full_windows(
     history: Sequence[tuple[str, datetime]], caps: Sequence[CapLike], at: datetime
 ) -> tuple[tuple[str, ...], dict[str, int]]:
@@ -91,14 +114,7 @@ def _full_windows(
     counts: dict[str, int] = {}
     blocked: list[str] = []
     for cap in caps:
-        since = at - cap.window
-        channels = cap.channels
-        # Later-stamped decisions (another pod's clock) count too: a cap must never be passed. A plain
-        # loop: the writer counts every slot's caps over the customer's history.
-        n = 0
-        for ch, when in history:
-            if when > since and (channels is None or ch in channels):
-                n += 1
+        n = decisions_in_window(history, cap, at)
         counts[cap.code] = max(n, counts.get(cap.code, 0))
         if n >= cap.limit and cap.code not in blocked:
             blocked.append(cap.code)

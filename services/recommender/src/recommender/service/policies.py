@@ -41,6 +41,7 @@ from qianmian_rules import (
 )
 
 from recommender.repository.audit import RULE_ORDER
+from recommender.repository.contacts import decisions_in_window
 
 Channel = Literal["app", "mini_program", "push", "sms", "remote_agent", "online_rm"]
 CHANNELS: Final[tuple[Channel, ...]] = ("app", "mini_program", "push", "sms", "remote_agent", "online_rm")
@@ -191,20 +192,7 @@ class ContactState:
 
         Later-stamped contacts (another pod's clock) count too, as in the atomic reservation.
         """
-        since = at - cap.window
-        channels = cap.channels
-        counted = 0
-        # A plain loop over the (channel, time) pairs: every decision counts each cap of its channel
-        # over the customer's history, and a generator with a method call per record cost 3 × this.
-        if channels is None:
-            for _, when in self.contacts:
-                if when > since:
-                    counted += 1
-        else:
-            for channel, when in self.contacts:
-                if when > since and channel in channels:
-                    counted += 1
-        return counted
+        return decisions_in_window(self.contacts, cap, at)
 
 
 @dataclass(frozen=True, slots=True)
