@@ -292,6 +292,12 @@ def _on_sale(catalogue: Mapping[str, CatalogueProduct], at: datetime) -> Mapping
     return _sale(catalogue, at)[0]
 
 
+def on_sale_ids(catalogue: Mapping[str, CatalogueProduct], at: datetime) -> tuple[str, ...]:
+    """The ids of the products on sale at ``at``, in catalogue order: for a catalogue snapshot the
+    same tuple object for every moment of a sale-window epoch (what the candidates depend on in time)."""
+    return _sale(catalogue, at)[1]
+
+
 def _scaled(pairs: Sequence[tuple[str, float]]) -> list[tuple[str, float]]:
     finite = [(p, s) for p, s in pairs if math.isfinite(s)]
     top = max((s for _, s in finite), default=0.0)

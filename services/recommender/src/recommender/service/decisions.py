@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from types import MappingProxyType
@@ -37,7 +37,7 @@ from qianmian_core.errors import DependencyUnavailableError, NotFoundError
 from qianmian_core.ids import time_ordered_hex
 from qianmian_core.logging import get_logger
 from qianmian_core.memo import IdentityMemo
-from qianmian_rules import MOMENT_TYPES, CustomerFacts
+from qianmian_rules import MOMENT_TYPES, CustomerFacts, assessment_expired
 from qianmian_rules.placeholders import customer_values, fill, product_values
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -54,6 +54,7 @@ from recommender.service.candidates import (
     CandidateSet,
     CfTopCache,
     CustomerSignals,
+    on_sale_ids,
     popularity_for,
 )
 from recommender.service.contact_ledger import ContactLedger
@@ -67,6 +68,7 @@ from recommender.service.pipeline import (
     OfferParts,
     PipelineOutcome,
     audit_candidates,
+    campaign_epoch,
     context_to_json,
     offers,
     rank,
@@ -114,6 +116,8 @@ DECISION_RETRIES: Final = Counter(
 MAX_ATTEMPTS: Final = 3
 #: Candidate sets whose offer parts are kept (a warm customer's set per channel and moment).
 PARTS_MEMO_MAX: Final = WARM_ENTRIES
+#: Pipeline runs kept (a warm customer's run per channel, placement and variant; see _kept_run).
+RUNS_MEMO_MAX: Final = WARM_ENTRIES
 
 #: A moment from the customer's activity features triggers rules for this long after it happened.
 DEFAULT_MOMENT_WINDOW: Final = timedelta(days=7)
@@ -351,6 +355,8 @@ class DecisionService:
         self.cf_cache = CfTopCache()
         #: Offer parts per candidate set, catalogue, hub snapshots and window epoch (see _offer_parts).
         self._parts: IdentityMemo[Mapping[str, OfferParts]] = IdentityMemo(PARTS_MEMO_MAX)
+        #: Pipeline runs per everything they read (see _kept_run); None: every run is made afresh.
+        self.runs: IdentityMemo[_Run] | None = IdentityMemo(RUNS_MEMO_MAX)
 
     def _candidate_generator(
         self, catalogue: Mapping[str, CatalogueProduct], model: ModelHolder | PinnedModel | None
@@ -480,6 +486,92 @@ class DecisionService:
 
     # --- one decision ----------------------------------------------------------------------------
 
+    def _kept_run(
+        self,
+        request: DecisionInput,
+        at: datetime,
+        seen: CustomerContextView,
+        contact_state: ContactState,
+        variant: Variant,
+        *,
+        holdout: bool,
+        ranker_read: RankerRead | None = None,
+    ) -> _Run:
+        """:meth:`_run`, kept for a warm customer while nothing it reads changes.
+
+        A warm customer's decisions on a channel read the same cached objects (profile view, feature
+        snapshot, ranker read, catalogue and hub snapshots, model, variant) and differ in time and
+        contact history, which change the pipeline's outcome rarely. The run is kept per those objects
+        (identity) and per every value through which time and contact history enter it:
+
+        - the request's fields (the customer, channel, placement, limit and moment);
+        - what is degraded (the view's and the hubs'; feature staleness is in the snapshot's identity,
+          which is kept per freshness epoch);
+        - the sale windows' epoch (the on-sale ids, one tuple per epoch), the content and rights
+          windows' epoch, the campaigns' epoch;
+        - quiet hours, the caps that are full, the products cooling down, the products shown within
+          the no-repeat window, whether the risk assessment has expired, and the moment (the
+          request's, or the features' last one while it is within the moment window).
+
+        A kept run is returned with the current contact history in its context (what the audit
+        records). Only cached reads are kept (``seen.features_kept`` and a profile view): a fresh read's
+        objects are never seen again. ``test_kept_runs`` holds kept runs to fresh ones over time.
+        """
+        runs = self.runs
+        view = seen.profile
+        if runs is None or view is None or not seen.features_kept:
+            return self._run(
+                request, at, seen, contact_state, variant, holdout=holdout, ranker_read=ranker_read
+            )
+        model = variant.model
+        hubs = self.hub_cache
+        catalogue = hubs.catalogue
+        sources = hubs.offer_sources(at)
+        policy = self.contact_policy
+        channel = request.channel
+        contact = contact_state
+        since = at - variant.arbitration.no_repeat_window
+        shown = contact.shown
+        objects = (
+            view,
+            seen.features,
+            ranker_read,
+            variant,
+            None if model is None else model.current,
+            None if self.ranker is None else self.ranker.current,
+            catalogue,
+            on_sale_ids(catalogue, at),
+            sources.content,
+            sources.rights,
+        )
+        key = (
+            request.customer_id,
+            channel,
+            request.placement,
+            request.limit,
+            request.moment_type,
+            request.moment_at,
+            holdout,
+            seen.degraded,
+            hubs.degraded_reasons,
+            sources.epoch,
+            campaign_epoch(variant.arbitration, at),
+            policy.in_quiet_hours(channel, at),
+            tuple([cap.code for cap in policy.caps_for(channel) if contact.count(cap, at) >= cap.limit]),
+            frozenset([p for p, until in contact.cooldowns.items() if until > at]),
+            frozenset([p for p, last in shown.items() if last > since]) if shown else frozenset(),
+            assessment_expired(view.facts, at),
+            self._moment(request, seen.features, at),
+        )
+        kept = runs.get(objects, key)
+        if kept is None:
+            kept = self._run(
+                request, at, seen, contact_state, variant, holdout=holdout, ranker_read=ranker_read
+            )
+            runs.put(objects, key, kept)
+            return kept
+        return replace(kept, context=replace(kept.context, contact=contact_state))
+
     def _run(
         self,
         request: DecisionInput,
@@ -585,7 +677,9 @@ class DecisionService:
         """Make and audit the decision; None when its slot met a cool-down it did not know of."""
         holdout = plan is HOLDOUT_PLAN
         variant = plan.variants[plan.arm] if plan is not None and not holdout else self._production
-        run = self._run(request, at, seen, contact_state, variant, holdout=holdout, ranker_read=ranker_read)
+        run = self._kept_run(
+            request, at, seen, contact_state, variant, holdout=holdout, ranker_read=ranker_read
+        )
         experiment_json: dict[str, Any] | None = None
         exposed = False
         if plan is not None and not holdout:
@@ -596,7 +690,7 @@ class DecisionService:
             for arm, other in plan.variants.items():
                 if arm != plan.arm:
                     counterfactual[arm] = _served(
-                        self._run(
+                        self._kept_run(
                             request, at, seen, contact_state, other, holdout=False, ranker_read=ranker_read
                         )
                     )
