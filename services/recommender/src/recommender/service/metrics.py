@@ -5,17 +5,29 @@ Module-level, on prometheus-client's default registry, which ``/metrics`` of eve
 
 from __future__ import annotations
 
+import threading
 from collections import Counter as Tally
+from collections.abc import Iterable
 from typing import Final, get_args
 
 from prometheus_client import Counter
+from prometheus_client.metrics_core import Metric
 from qianmian_core.memo import IdentityMemo
 
 from recommender.bounds import WARM_ENTRIES
 from recommender.models import FEEDBACK_EVENTS, GRANT_STATUSES
 from recommender.service.policies import RULE_METRIC, MetricRule, PolicyResult
 
-POLICY_BLOCKS: Final = Counter(
+
+class _DeferredCounter(Counter):
+    """A counter whose decision-path increments are added when it is read (see record_policy_blocks)."""
+
+    def collect(self) -> Iterable[Metric]:
+        flush_policy_blocks()
+        return super().collect()
+
+
+POLICY_BLOCKS: Final = _DeferredCounter(
     "qianmian_policy_blocks_total",
     "Candidates (or, for caps and quiet hours, decisions) blocked by a policy, by rule",
     ["rule"],
@@ -70,12 +82,57 @@ _POLICY_BLOCKS_BY_RULE: Final = {rule: POLICY_BLOCKS.labels(rule=rule) for rule 
 _BLOCKS: IdentityMemo[Tally[MetricRule]] = IdentityMemo(WARM_ENTRIES)
 
 
+#: Decisions counted but not yet added to the series: per kept blocks tally (by id), the tally and
+#: how many decisions had it. Added when the counter is read (a scrape, a test) or when it grows large.
+class _Uses:
+    __slots__ = ("blocks", "count")
+
+    def __init__(self, blocks: Tally[MetricRule]) -> None:
+        self.blocks = blocks
+        self.count = 1
+
+
+_PENDING: dict[int, _Uses] = {}
+_PENDING_MAX: Final = 1024
+_PENDING_LOCK = threading.Lock()
+
+
 def record_policy_blocks(result: PolicyResult) -> Tally[MetricRule]:
-    """Count one decision's blocks into ``qianmian_policy_blocks_total``; returns what it counted."""
+    """Count one decision's blocks into ``qianmian_policy_blocks_total``; returns what it counted
+    (shared: never modify it).
+
+    The series' increments are deferred: a warm customer's decisions share their policy result and
+    so their tally, and the decision path only counts how many decisions had each tally. Every read
+    of the counter (``collect``: a scrape, ``REGISTRY.get_sample_value``) adds them first, so what is
+    read is exact. (Measured: six locked increments cost a fortieth of a decision.)
+    """
     blocks = _BLOCKS.get((result,))
     if blocks is None:
         blocks = policy_blocks(result)
         _BLOCKS.put((result,), None, blocks)
-    for rule, n in blocks.items():
+    if not blocks:
+        return blocks
+    with _PENDING_LOCK:
+        entry = _PENDING.get(id(blocks))
+        if entry is None:
+            _PENDING[id(blocks)] = _Uses(blocks)  # holds the tally: its id is not reused meanwhile
+            large = len(_PENDING) >= _PENDING_MAX
+        else:
+            entry.count += 1
+            return blocks
+    if large:
+        flush_policy_blocks()
+    return blocks
+
+
+def flush_policy_blocks() -> None:
+    """Add the pending counts to ``qianmian_policy_blocks_total``."""
+    global _PENDING
+    with _PENDING_LOCK:
+        pending, _PENDING = _PENDING, {}
+    totals: Tally[MetricRule] = Tally()
+    for uses in pending.values():
+        for rule, n in uses.blocks.items():
+            totals[rule] += n * uses.count
+    for rule, n in totals.items():
         _POLICY_BLOCKS_BY_RULE[rule].inc(n)
-    return Tally(blocks)
