@@ -17,9 +17,10 @@ from recommender.experiments.assignment import Holdout
 from recommender.experiments.definition import ExperimentDefinition
 from recommender.repository import AuditRecord, AuditRepository
 from recommender.repository.audit import PART_REF, SharedPart
-from recommender.repository.contacts import Reservation, SlotRequest
+from recommender.repository.contacts import ContactRepository, Reservation, SlotRequest
 from recommender.service.audit import AuditUnavailableError, GroupCommitAuditWriter, Settled, SlotClaim
 from recommender.service.audit_process import (
+    SettledWindows,
     WireBatch,
     WireCap,
     WireItem,
@@ -338,3 +339,69 @@ def test_an_early_batch_whose_record_cannot_be_built_fails_alone(database: Datab
     assert third.decision_id == "dec-p00003"
     assert _stored(database, "dec-p00003") is not None
     assert writer.stats.failed_batches == 1
+
+
+def _window_reads(database: Database) -> list[str]:
+    """The statements that read contact windows, as they run (a listener on the engine)."""
+    from sqlalchemy import event
+
+    reads: list[str] = []
+
+    def seen(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if "contact_events" in statement and statement.lstrip().upper().startswith("SELECT"):
+            reads.append(statement)
+
+    event.listen(database.engine, "before_cursor_execute", seen)
+    return reads
+
+
+def test_settled_windows_are_used_again_until_another_connection_commits(database: Database) -> None:
+    """On SQLite the process holds the windows it settled while no other connection commits: the
+    caps still hold exactly from them, and a dismiss written by another connection (a cool-down) is
+    seen by the next batch. Elsewhere every batch reads."""
+    two_a_day: tuple[WireCap, ...] = (("cap_daily_channel", timedelta(days=1), 2, frozenset({"app"})),)
+    held = SettledWindows()
+    reads = _window_reads(database)
+    sqlite = database.engine.dialect.name == "sqlite"
+
+    def one(i: int, customer_id: str) -> tuple[bool, Any, Any]:
+        batch: WireBatch = ([_item(i, customer_id, two_a_day)], {})
+        ((status, (outcomes, _)),) = _commit_together(database, [batch], held)
+        assert status == "ok"
+        written, reservation, _window = outcomes[0]
+        return written, reservation, _window
+
+    assert one(1, "C1")[0]
+    assert len(reads) == 1
+    assert len(held) == (1 if sqlite else 0)
+    written, reservation, window = one(2, "C1")  # C1 held: nothing read on SQLite
+    assert written
+    assert len(reads) == (1 if sqlite else 2)
+    assert [at for _, at in window[0]] == [T0 + timedelta(seconds=1), T0 + timedelta(seconds=2)]
+    written, reservation, _ = one(3, "C1")  # the cap holds from the held window
+    assert not written
+    assert reservation[:2] == (False, ("cap_daily_channel",))
+    assert one(4, "C2")[0]  # another customer: read
+    assert len(reads) == (2 if sqlite else 4)
+
+    # a dismiss on another connection: the next batch reads again and sees the cool-down
+    with database.session() as session:
+        ContactRepository(session).start_cooldown(
+            "C2", "P1", T0 + timedelta(days=7), reason="dismiss", decision_id="dec-p00004"
+        )
+    written, reservation, _ = one(5, "C2")
+    assert not written
+    assert reservation[3] == ("P1",)  # cooling: the decision is made again
+    assert len(reads) == (3 if sqlite else 5)
+
+
+def test_a_failed_transaction_leaves_no_windows_held(database: Database) -> None:
+    one_a_day: tuple[WireCap, ...] = (("cap_daily_channel", timedelta(days=1), 1, frozenset({"app"})),)
+    held = SettledWindows()
+    # the second item repeats the first's decision id: the insert fails, the slot is not taken
+    failing: WireBatch = ([_item(1, "C1", one_a_day), _item(1, "C2", None)], {})
+    assert [status for status, _ in _commit_together(database, [failing], held)] == ["error"]
+    assert len(held) == 0
+    ((status, (outcomes, _)),) = _commit_together(database, [([_item(2, "C1", one_a_day)], {})], held)
+    assert status == "ok"
+    assert outcomes[0][0]  # granted: the failed batch's slot was not kept anywhere

@@ -17,7 +17,7 @@ and cool-downs with :meth:`ContactRepository.contact_windows` (one query per pag
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final, Protocol
@@ -198,6 +198,14 @@ _CREATE_LOCKS: Final = {
 _SERIAL_DIALECTS: Final = frozenset({"sqlite"})
 
 
+def settle_since(slots: Sequence[SlotRequest], caps: Sequence[Sequence[CapLike]]) -> datetime:
+    """How far back :meth:`ContactRepository.settle` needs the customers' decisions: the longest of
+    the slots' cap windows before the earliest slot."""
+    earliest = min(slot.at for slot in slots)
+    windows_needed = [cap.window for slot_caps in caps for cap in slot_caps]
+    return earliest - max(windows_needed, default=timedelta(0))
+
+
 class ContactRepository:
     """Queries on the contact tables inside the caller's session (one transaction)."""
 
@@ -291,6 +299,8 @@ class ContactRepository:
         slots: Sequence[SlotRequest],
         caps: Sequence[Sequence[CapLike]],
         offered: Sequence[Sequence[str]] | None = None,
+        *,
+        known: Mapping[str, tuple[datetime, ContactWindow]] | None = None,
     ) -> tuple[list[Reservation], dict[str, ContactWindow]]:
         """Take many slots at once, each under its own caps, and also check cool-downs: the decision
         path's group commit (and :meth:`reserve_many`).
@@ -301,6 +311,11 @@ class ContactRepository:
         again. Returns one reservation per slot and every customer's window after the batch
         (decisions since the longest cap window before the earliest slot, cool-downs running then),
         which callers keep as the customer's authoritative contact state.
+
+        ``known``: windows the caller holds as the database has them now (customer id → the time
+        from which the window is complete, and the window; e.g. the audit writer's process, which
+        knows no other connection has committed since it settled them). A customer's window complete
+        from :func:`settle_since` on is used (copied) instead of read; the others are read.
         """
         if not slots:
             return [], {}
@@ -310,9 +325,21 @@ class ContactRepository:
         connection = self.session.connection()
         self._lock(ids)
         earliest = min(slot.at for slot in slots)
-        windows_needed = [cap.window for slot_caps in caps for cap in slot_caps]
-        since = earliest - max(windows_needed, default=timedelta(0))
-        windows = self.contact_windows(ids, since, earliest if offered is not None else None)
+        since = settle_since(slots, caps)
+        windows: dict[str, ContactWindow] = {}
+        if known is not None:
+            for customer_id in ids:
+                held = known.get(customer_id)
+                if held is not None and held[0] <= since:  # complete from ``since`` on
+                    window = held[1]
+                    windows[customer_id] = ContactWindow(
+                        [d for d in window.decisions if d[1] > since],
+                        dict(window.cooldowns),
+                        dict(window.shown),
+                    )
+        missing = [cid for cid in ids if cid not in windows]
+        if missing:
+            windows.update(self.contact_windows(missing, since, earliest if offered is not None else None))
         events: list[dict[str, object]] = []
         out: list[Reservation] = []
         for i, slot in enumerate(slots):

@@ -32,7 +32,8 @@ import pickle
 import signal
 import socket
 import struct
-from collections import deque
+from collections import OrderedDict, deque
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from multiprocessing.connection import Connection
@@ -40,9 +41,10 @@ from multiprocessing.process import BaseProcess
 from typing import Any, Final
 
 import orjson
-from qianmian_core.db import Database
+from qianmian_core.db import Database, begins_immediate
 from qianmian_core.logging import get_logger
 from qianmian_core.masking import contains_identifier, mask_value
+from sqlalchemy.orm import Session
 
 from recommender.database import open_database
 from recommender.repository.audit import AuditRepository, is_part_ref
@@ -52,6 +54,7 @@ from recommender.repository.contacts import (
     ContactWindow,
     Reservation,
     SlotRequest,
+    settle_since,
 )
 from recommender.repository.experiments import ExperimentRepository
 
@@ -136,13 +139,89 @@ def finished_row(row: dict[str, Any], reservation: Reservation | None) -> dict[s
     return out
 
 
-def commit_batch(database: Database, batch: WireBatch) -> BatchOutcome:
+#: Customers whose contact windows the writer's process holds (see :class:`SettledWindows`).
+WINDOWS_MAX_CUSTOMERS: Final = 50_000
+
+
+class SettledWindows:
+    """The contact windows this process settled last, used again while the database is known not to
+    have changed since: on SQLite only, where ``PRAGMA data_version`` on a connection changes exactly
+    when another connection has committed (a feedback event, a dismiss, an outbound list, another
+    process), and the connection's ``total_changes`` tells whether anything else wrote through it.
+
+    The decision path's batches come back to the same customers every few seconds, and reading their
+    windows was the largest statement of a group commit after the commit itself (its rows grow with
+    the customers' decisions). A transaction here holds SQLite's write lock from its first statement
+    (``BEGIN IMMEDIATE``), so no other connection commits between the version read at its start and
+    its own commit; the windows it settled are then the database's, and :meth:`keep` holds them once
+    it has committed (a batch that fails keeps nothing). Another connection's commit, a write through
+    the same connection by anything else, a different pooled connection, or another dialect: every
+    window is read again.
+    """
+
+    def __init__(self, max_customers: int = WINDOWS_MAX_CUSTOMERS) -> None:
+        self.max_customers = max_customers
+        self._windows: OrderedDict[str, tuple[datetime, ContactWindow]] = OrderedDict()
+        #: After the last commit that settled windows: its DBAPI connection, the data_version read in
+        #: its transaction, and the connection's total_changes after it committed.
+        self._stamp: tuple[Any, int, int] | None = None
+
+    def __len__(self) -> int:
+        return len(self._windows)
+
+    def current(self, session: Session) -> tuple[Mapping[str, tuple[datetime, ContactWindow]], Any]:
+        """The windows that are still the database's (empty when it may have changed) and this
+        transaction's stamp, for :meth:`keep`. Call it in the transaction, before anything else."""
+        connection = session.connection()
+        if not begins_immediate(connection.engine):  # the write lock from the first statement
+            return {}, None
+        dbapi = connection.connection.dbapi_connection
+        version = int(connection.exec_driver_sql("PRAGMA data_version").scalar_one())
+        held = self._stamp
+        if (
+            held is None
+            or held[0] is not dbapi
+            or held[1] != version
+            or held[2] != getattr(dbapi, "total_changes", None)
+        ):
+            self._windows.clear()
+        return self._windows, (dbapi, version)
+
+    def keep(self, windows: Mapping[str, ContactWindow], since: datetime, stamp: Any) -> None:
+        """Hold ``windows`` (complete from ``since`` on) as the database's, right after the
+        transaction that settled them under ``stamp`` (:meth:`current`) committed."""
+        if stamp is None:
+            self.forget()
+            return
+        dbapi, version = stamp
+        changes = getattr(dbapi, "total_changes", None)
+        if not isinstance(changes, int):
+            self.forget()
+            return
+        self._stamp = (dbapi, version, changes)
+        held = self._windows
+        for customer_id, window in windows.items():
+            held[customer_id] = (since, window)
+            held.move_to_end(customer_id)
+        while len(held) > self.max_customers:
+            held.popitem(last=False)
+
+    def forget(self) -> None:
+        """Hold nothing (a transaction failed: what it settled is not the database's)."""
+        self._stamp = None
+        self._windows.clear()
+
+
+def commit_batch(database: Database, batch: WireBatch, held: SettledWindows | None = None) -> BatchOutcome:
     """One transaction: settle the batch's slots, then insert its parts, the records whose slot was
     granted (or that claim none) and their exposures. Raises on any database error (nothing of the
-    batch is then written)."""
+    batch is then written). ``held``: the windows this process settled before, used where they are
+    still the database's and updated after the commit."""
     items, parts = batch
     caps: dict[int, tuple[Cap, ...]] = {}  # a policy's caps arrive as one shared tuple
+    kept: tuple[dict[str, ContactWindow], datetime, Any] | None = None
     with database.session() as session:
+        known, stamp = held.current(session) if held is not None else ({}, None)
         claimed: list[tuple[int, SlotRequest, tuple[Cap, ...], tuple[str, ...]]] = []
         for i, (_, claim, _) in enumerate(items):
             if claim is not None:
@@ -154,11 +233,13 @@ def commit_batch(database: Database, batch: WireBatch) -> BatchOutcome:
                 claimed.append((i, slot, slot_caps, offered))
         settled: dict[int, tuple[Reservation, ContactWindow]] = {}
         if claimed:
+            slots, slot_caps_list = [c[1] for c in claimed], [c[2] for c in claimed]
             reservations, windows = ContactRepository(session).settle(
-                [c[1] for c in claimed], [c[2] for c in claimed], [c[3] for c in claimed]
+                slots, slot_caps_list, [c[3] for c in claimed], known=known
             )
             for (i, slot, _, _), reservation in zip(claimed, reservations, strict=True):
                 settled[i] = (reservation, windows[slot.customer_id])
+            kept = (windows, settle_since(slots, slot_caps_list), stamp)
         outcomes: list[WireOutcome] = []
         rows: list[dict[str, Any]] = []
         exposures: list[dict[str, Any]] = []
@@ -189,6 +270,8 @@ def commit_batch(database: Database, batch: WireBatch) -> BatchOutcome:
         experiments = ExperimentRepository(session)
         for exposure in exposures:
             experiments.add_exposure(**exposure)
+    if held is not None and kept is not None:  # committed
+        held.keep(*kept)
     return outcomes, written
 
 
@@ -216,15 +299,19 @@ def _next_batches(connection: Connection) -> list[WireBatch | None]:
     return batches
 
 
-def _commit_together(database: Database, batches: list[WireBatch | None]) -> list[tuple[str, Any]]:
+def _commit_together(
+    database: Database, batches: list[WireBatch | None], held: SettledWindows | None = None
+) -> list[tuple[str, Any]]:
     """Commit the batches in one transaction; one answer per batch, in order."""
     real = [b for b in batches if b is not None]
     if not real:
         return []
     merged: WireBatch = ([item for b in real for item in b[0]], {k: v for b in real for k, v in b[1].items()})
     try:
-        outcomes, written = commit_batch(database, merged)
+        outcomes, written = commit_batch(database, merged, held)
     except Exception as exc:  # every failure is the transaction's: the parent fails its waiters
+        if held is not None:
+            held.forget()
         log.error("audit_process_batch_failed", error=type(exc).__name__, records=len(merged[0]))
         return [("error", type(exc).__name__)] * len(real)
     answers: list[tuple[str, Any]] = []
@@ -244,13 +331,14 @@ def serve(connection: Connection, url: str) -> None:
     """
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     database = open_database(url)
+    held = SettledWindows()
     connection.send(("ready", os.getpid()))
     try:
         while True:
             batches = _next_batches(connection)
             if not batches:
                 return
-            answers = _commit_together(database, batches)
+            answers = _commit_together(database, batches, held)
             try:
                 for answer in answers:
                     connection.send(answer)
