@@ -378,6 +378,10 @@ def test_settled_windows_are_used_again_until_another_connection_commits(databas
     assert written
     assert len(reads) == (1 if sqlite else 2)
     assert [at for _, at in window[0]] == [T0 + timedelta(seconds=1), T0 + timedelta(seconds=2)]
+    # a record without a claim (an empty answer) writes no contact data: the windows stay held
+    assert [status for status, _ in _commit_together(database, [([_item(10, "C3", None)], {})], held)] == [
+        "ok"
+    ]
     written, reservation, _ = one(3, "C1")  # the cap holds from the held window
     assert not written
     assert reservation[:2] == (False, ("cap_daily_channel",))

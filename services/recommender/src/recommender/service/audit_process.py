@@ -187,9 +187,11 @@ class SettledWindows:
             self._windows.clear()
         return self._windows, (dbapi, version)
 
-    def keep(self, windows: Mapping[str, ContactWindow], since: datetime, stamp: Any) -> None:
-        """Hold ``windows`` (complete from ``since`` on) as the database's, right after the
-        transaction that settled them under ``stamp`` (:meth:`current`) committed."""
+    def keep(self, stamp: Any, windows: Mapping[str, ContactWindow], since: datetime | None = None) -> None:
+        """Right after a transaction under ``stamp`` (:meth:`current`) committed: hold ``windows``
+        (complete from ``since`` on), which it settled, as the database's, beside those still held.
+        Every transaction of this process's connection must end here or in :meth:`forget`, since
+        the next one compares the connection's total changes with those after this one."""
         if stamp is None:
             self.forget()
             return
@@ -200,6 +202,8 @@ class SettledWindows:
             return
         self._stamp = (dbapi, version, changes)
         held = self._windows
+        if since is None:
+            return
         for customer_id, window in windows.items():
             held[customer_id] = (since, window)
             held.move_to_end(customer_id)
@@ -219,7 +223,7 @@ def commit_batch(database: Database, batch: WireBatch, held: SettledWindows | No
     still the database's and updated after the commit."""
     items, parts = batch
     caps: dict[int, tuple[Cap, ...]] = {}  # a policy's caps arrive as one shared tuple
-    kept: tuple[dict[str, ContactWindow], datetime, Any] | None = None
+    settled_windows: tuple[dict[str, ContactWindow], datetime] | None = None
     with database.session() as session:
         known, stamp = held.current(session) if held is not None else ({}, None)
         claimed: list[tuple[int, SlotRequest, tuple[Cap, ...], tuple[str, ...]]] = []
@@ -239,7 +243,7 @@ def commit_batch(database: Database, batch: WireBatch, held: SettledWindows | No
             )
             for (i, slot, _, _), reservation in zip(claimed, reservations, strict=True):
                 settled[i] = (reservation, windows[slot.customer_id])
-            kept = (windows, settle_since(slots, slot_caps_list), stamp)
+            settled_windows = (windows, settle_since(slots, slot_caps_list))
         outcomes: list[WireOutcome] = []
         rows: list[dict[str, Any]] = []
         exposures: list[dict[str, Any]] = []
@@ -270,8 +274,8 @@ def commit_batch(database: Database, batch: WireBatch, held: SettledWindows | No
         experiments = ExperimentRepository(session)
         for exposure in exposures:
             experiments.add_exposure(**exposure)
-    if held is not None and kept is not None:  # committed
-        held.keep(*kept)
+    if held is not None:  # committed (a batch without claims wrote no contact data: the held stay)
+        held.keep(stamp, *(settled_windows or ({}, None)))
     return outcomes, written
 
 
