@@ -90,11 +90,12 @@ class SharedPart:
     """Encoded JSON that many records share: stored once in ``decision_parts`` under the SHA-256 of
     its bytes, and referenced from each record (``{"$part": "<digest>"}``)."""
 
-    __slots__ = ("_digest", "encoded")
+    __slots__ = ("_digest", "_reference", "encoded")
 
     def __init__(self, encoded: bytes) -> None:
         self.encoded = encoded
         self._digest: str | None = None
+        self._reference: orjson.Fragment | None = None
 
     @property
     def digest(self) -> str:
@@ -112,6 +113,14 @@ class SharedPart:
     def reference(self) -> bytes:
         """The encoded reference that stands for the part in a record (``{"$part": "<digest>"}``)."""
         return b'{"' + PART_REF.encode() + b'":"' + self.digest.encode() + b'"}'
+
+    def reference_fragment(self) -> orjson.Fragment:
+        """:meth:`reference` for orjson, made once (a kept part is referred to by record after
+        record: each record's encoding calls back for its parts)."""
+        fragment = self._reference
+        if fragment is None:
+            fragment = self._reference = orjson.Fragment(self.reference())
+        return fragment
 
 
 def _masked_json(value: Any, default: Callable[[Any], Any] | None = None) -> bytes:
@@ -136,7 +145,8 @@ class _Referencing:
 
     def __call__(self, value: object) -> orjson.Fragment:
         if isinstance(value, SharedPart):
-            return orjson.Fragment(self.note(value))
+            self.parts[value.digest] = value.encoded
+            return value.reference_fragment()
         raise TypeError(f"cannot encode {type(value).__name__}")
 
     def note(self, part: SharedPart) -> bytes:
