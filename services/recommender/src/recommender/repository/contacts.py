@@ -314,8 +314,10 @@ class ContactRepository:
 
         ``known``: windows the caller holds as the database has them now (customer id → the time
         from which the window is complete, and the window; e.g. the audit writer's process, which
-        knows no other connection has committed since it settled them). A customer's window complete
-        from :func:`settle_since` on is used (copied) instead of read; the others are read.
+        knows no other connection has committed since it settled them; windows settled with
+        ``offered``, so with their cool-downs). With ``offered``, a customer's window complete from
+        :func:`settle_since` on is used instead of read, filtered as the read filters; the others
+        are read.
         """
         if not slots:
             return [], {}
@@ -327,15 +329,16 @@ class ContactRepository:
         earliest = min(slot.at for slot in slots)
         since = settle_since(slots, caps)
         windows: dict[str, ContactWindow] = {}
-        if known is not None:
+        if known is not None and offered is not None:
             for customer_id in ids:
                 held = known.get(customer_id)
                 if held is not None and held[0] <= since:  # complete from ``since`` on
+                    # what contact_windows would read now: the same filters on a copy
                     window = held[1]
                     windows[customer_id] = ContactWindow(
                         [d for d in window.decisions if d[1] > since],
-                        dict(window.cooldowns),
-                        dict(window.shown),
+                        {p: until for p, until in window.cooldowns.items() if until > earliest},
+                        {p: last for p, last in window.shown.items() if last > since},
                     )
         missing = [cid for cid in ids if cid not in windows]
         if missing:
