@@ -189,11 +189,12 @@ class SettledWindows:
             self._windows.clear()
         return self._windows, (dbapi, version)
 
-    def keep(self, stamp: Any, windows: Mapping[str, ContactWindow], since: datetime | None = None) -> None:
-        """Right after a transaction under ``stamp`` (:meth:`current`) committed: hold ``windows``
-        (complete from ``since`` on), which it settled, as the database's, beside those still held.
-        Every transaction of this process's connection must end here or in :meth:`forget`, since
-        the next one compares the connection's total changes with those after this one."""
+    def keep(self, stamp: Any, settled: tuple[Mapping[str, ContactWindow], datetime] | None) -> None:
+        """Right after a transaction under ``stamp`` (:meth:`current`) committed: hold the windows it
+        settled (``settled``: them, complete from the given time on; None when it settled none) as
+        the database's, beside those still held. Every transaction of this process's connection
+        must end here or in :meth:`forget`, since the next one compares the connection's total
+        changes with those after this one."""
         if stamp is None:
             self.forget()
             return
@@ -203,9 +204,10 @@ class SettledWindows:
             self.forget()
             return
         self._stamp = (dbapi, version, changes)
-        held = self._windows
-        if since is None:
+        if settled is None:
             return
+        windows, since = settled
+        held = self._windows
         for customer_id, window in windows.items():
             held[customer_id] = (since, window)
             held.move_to_end(customer_id)
@@ -277,7 +279,7 @@ def commit_batch(database: Database, batch: WireBatch, held: SettledWindows | No
         for exposure in exposures:
             experiments.add_exposure(**exposure)
     if held is not None:  # committed (a batch without claims wrote no contact data: the held stay)
-        held.keep(stamp, *(settled_windows or ({}, None)))
+        held.keep(stamp, settled_windows)
     return outcomes, written
 
 

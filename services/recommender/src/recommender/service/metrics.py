@@ -82,9 +82,9 @@ _POLICY_BLOCKS_BY_RULE: Final = {rule: POLICY_BLOCKS.labels(rule=rule) for rule 
 _BLOCKS: IdentityMemo[Tally[MetricRule]] = IdentityMemo(WARM_ENTRIES)
 
 
-#: Decisions counted but not yet added to the series: per kept blocks tally (by id), the tally and
-#: how many decisions had it. Added when the counter is read (a scrape, a test) or when it grows large.
 class _Uses:
+    """A kept blocks tally and how many decisions had it since the counter was last read."""
+
     __slots__ = ("blocks", "count")
 
     def __init__(self, blocks: Tally[MetricRule]) -> None:
@@ -92,6 +92,8 @@ class _Uses:
         self.count = 1
 
 
+#: Decisions counted but not yet added to the series, per kept blocks tally (by id). Added when the
+#: counter is read (a scrape, a test) or when it grows large.
 _PENDING: dict[int, _Uses] = {}
 _PENDING_MAX: Final = 1024
 _PENDING_LOCK = threading.Lock()
