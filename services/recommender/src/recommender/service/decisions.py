@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from types import MappingProxyType
@@ -287,6 +287,8 @@ class _Run:
 
     mode: Mode
     degraded: list[str]
+    #: The context the run was made from: a kept run's contact history is that of the decision that
+    #: made it (a decision records its own).
     context: CustomerContext
     catalogue: Mapping[str, CatalogueProduct]
     signals: CustomerSignals
@@ -357,6 +359,8 @@ class DecisionService:
         self._parts: IdentityMemo[Mapping[str, OfferParts]] = IdentityMemo(PARTS_MEMO_MAX)
         #: Pipeline runs per everything they read (see _kept_run); None: every run is made afresh.
         self.runs: IdentityMemo[_Run] | None = IdentityMemo(RUNS_MEMO_MAX)
+        #: A run's audit feature entries (see _run_features).
+        self._run_entries: IdentityMemo[dict[str, Any]] = IdentityMemo(RUNS_MEMO_MAX)
 
     def _candidate_generator(
         self, catalogue: Mapping[str, CatalogueProduct], model: ModelHolder | PinnedModel | None
@@ -513,9 +517,10 @@ class DecisionService:
           the no-repeat window, whether the risk assessment has expired, and the moment (the
           request's, or the features' last one while it is within the moment window).
 
-        A kept run is returned with the current contact history in its context (what the audit
-        records). Only cached reads are kept (``seen.features_kept`` and a profile view): a fresh read's
-        objects are never seen again. ``test_kept_runs`` holds kept runs to fresh ones over time.
+        A kept run is returned as it was made: its context holds the contact history of the decision
+        that made it, and each decision's audit records its own (``_attempt``). Only cached reads
+        are kept (``seen.features_kept`` and a profile view): a fresh read's objects are never seen
+        again. ``test_kept_runs`` holds kept runs to fresh ones over time.
         """
         runs = self.runs
         view = seen.profile
@@ -569,8 +574,7 @@ class DecisionService:
                 request, at, seen, contact_state, variant, holdout=holdout, ranker_read=ranker_read
             )
             runs.put(objects, key, kept)
-            return kept
-        return replace(kept, context=replace(kept.context, contact=contact_state))
+        return kept
 
     def _run(
         self,
@@ -713,6 +717,13 @@ class DecisionService:
         candidate_set, catalogue, personalised = run.candidate_set, run.catalogue, run.personalised
         model_version = candidate_set.model_version if personalised else None
         snapshot = await self.snapshots.key_of(catalogue)
+        run_features = self._run_features(
+            run,
+            variant,
+            snapshot,
+            None if seen.profile is None else seen.profile.personalised,
+            keep=self.runs is not None and seen.profile is not None and seen.features_kept,
+        )
         claim = (
             SlotClaim(
                 slot=SlotRequest(request.customer_id, request.channel, at, decision_id),
@@ -766,22 +777,8 @@ class DecisionService:
                     if seen.features_kept
                     else seen.features.as_json(),
                     "sources": dict(seen.sources),
-                    "context": context_to_json(run.context),
-                    "personalised": None if seen.profile is None else seen.profile.personalised,
-                    "signals": {
-                        "segments": sorted(run.signals.segments),
-                        "tokens": list(run.signals.tokens),
-                        "moment": run.moment,
-                        "moment_source": run.moment_source,
-                    },
-                    "catalogue_snapshot": snapshot,
-                    "arbitration_config": shared_part(
-                        variant.arbitration_json, lambda: variant.arbitration_json
-                    ),
-                    "contact_policy": shared_part(self._policy_json, lambda: self._policy_json),
-                    "served_model_version": candidate_set.model_version,
-                    "cf_skipped": candidate_set.cf_skipped,
-                    "ranker": None if run.ranker is None else shared_part(run.ranker, lambda: run.ranker),
+                    "context": context_to_json(run.context, contact_state),
+                    **run_features,
                     "contact_reservation": reservation_json,
                     "experiment": experiment_json,
                 },
@@ -820,6 +817,37 @@ class DecisionService:
             RANKER_FALLBACKS.labels(reason=run.ranker_code).inc()
         response: dict[str, Any] = settled.answer
         return response
+
+    def _run_features(
+        self, run: _Run, variant: Variant, snapshot: str, personalised: bool | None, *, keep: bool
+    ) -> dict[str, Any]:
+        """The audit's feature entries that the run, its variant and the catalogue's snapshot make
+        (from ``personalised`` to ``ranker``, in the record's order). ``keep``: the run is a kept one
+        (``_kept_run``): they are made once for all its decisions, which record them as they are, so
+        never modify them."""
+        key = (snapshot, personalised)
+        made = self._run_entries.get((run, variant), key) if keep else None
+        if made is None:
+            candidate_set = run.candidate_set
+            ranker = run.ranker
+            made = {
+                "personalised": personalised,
+                "signals": {
+                    "segments": sorted(run.signals.segments),
+                    "tokens": list(run.signals.tokens),
+                    "moment": run.moment,
+                    "moment_source": run.moment_source,
+                },
+                "catalogue_snapshot": snapshot,
+                "arbitration_config": shared_part(variant.arbitration_json, lambda: variant.arbitration_json),
+                "contact_policy": shared_part(self._policy_json, lambda: self._policy_json),
+                "served_model_version": candidate_set.model_version,
+                "cf_skipped": candidate_set.cf_skipped,
+                "ranker": None if ranker is None else shared_part(ranker, lambda: ranker),
+            }
+            if keep:
+                self._run_entries.put((run, variant), key, made)
+        return made
 
     def _moment(
         self, request: DecisionInput, features: FeatureSnapshot, at: datetime

@@ -365,20 +365,22 @@ def facts_json(facts: CustomerFacts) -> dict[str, Any]:
     return dumped
 
 
-def context_to_json(context: CustomerContext) -> dict[str, Any]:
+def context_to_json(context: CustomerContext, contact: ContactState | None = None) -> dict[str, Any]:
     """The policy-relevant customer context (facts, consents, opt-out, contact history, cool-downs,
-    products shown: the no-repeat rule's input), for the audit record.
+    products shown: the no-repeat rule's input), for the audit record; ``contact``: the contact
+    state to record instead of ``context.contact`` (a kept run's decision records its own).
 
     Its times are left as (time-zone aware) datetimes: orjson writes them as ``isoformat()`` would,
     byte for byte, without a Python call per time (a customer's contact history is read into every
     decision); :func:`context_from_json` reads them back."""
+    state = context.contact if contact is None else contact
     return {
         "facts": facts_json(context.facts),
         "consents": dict(context.consents),
         "personalised_opt_out": context.personalised_opt_out,
-        "contacts": [[c.channel, c.at] for c in context.contact.contacts],
-        "cooldowns": dict(context.contact.cooldowns),
-        "shown": dict(sorted(context.contact.shown.items())),
+        "contacts": [[c.channel, c.at] for c in state.contacts],
+        "cooldowns": dict(state.cooldowns),
+        "shown": dict(sorted(state.shown.items())),
     }
 
 
