@@ -500,8 +500,9 @@ class DecisionService:
         *,
         holdout: bool,
         ranker_read: RankerRead | None = None,
-    ) -> _Run:
-        """:meth:`_run`, kept for a warm customer while nothing it reads changes.
+    ) -> tuple[_Run, bool]:
+        """:meth:`_run`, kept for a warm customer while nothing it reads changes; and whether it is a
+        kept one (the memo holds it: its decisions may share what they derive from it).
 
         A warm customer's decisions on a channel read the same cached objects (profile view, feature
         snapshot, ranker read, catalogue and hub snapshots, model, variant) and differ in time and
@@ -525,9 +526,10 @@ class DecisionService:
         runs = self.runs
         view = seen.profile
         if runs is None or view is None or not seen.features_kept:
-            return self._run(
+            made = self._run(
                 request, at, seen, contact_state, variant, holdout=holdout, ranker_read=ranker_read
             )
+            return made, False
         model = variant.model
         hubs = self.hub_cache
         catalogue = hubs.catalogue
@@ -574,7 +576,7 @@ class DecisionService:
                 request, at, seen, contact_state, variant, holdout=holdout, ranker_read=ranker_read
             )
             runs.put(objects, key, kept)
-        return kept
+        return kept, True
 
     def _run(
         self,
@@ -681,7 +683,7 @@ class DecisionService:
         """Make and audit the decision; None when its slot met a cool-down it did not know of."""
         holdout = plan is HOLDOUT_PLAN
         variant = plan.variants[plan.arm] if plan is not None and not holdout else self._production
-        run = self._kept_run(
+        run, kept = self._kept_run(
             request, at, seen, contact_state, variant, holdout=holdout, ranker_read=ranker_read
         )
         experiment_json: dict[str, Any] | None = None
@@ -696,7 +698,7 @@ class DecisionService:
                     counterfactual[arm] = _served(
                         self._kept_run(
                             request, at, seen, contact_state, other, holdout=False, ranker_read=ranker_read
-                        )
+                        )[0]
                     )
             exposed = any(answer != served for answer in counterfactual.values())
             experiment_json = {
@@ -722,7 +724,7 @@ class DecisionService:
             variant,
             snapshot,
             None if seen.profile is None else seen.profile.personalised,
-            keep=self.runs is not None and seen.profile is not None and seen.features_kept,
+            keep=kept,
         )
         claim = (
             SlotClaim(
@@ -823,7 +825,7 @@ class DecisionService:
     ) -> dict[str, Any]:
         """The audit's feature entries that the run, its variant and the catalogue's snapshot make
         (from ``personalised`` to ``ranker``, in the record's order). ``keep``: the run is a kept one
-        (``_kept_run``): they are made once for all its decisions, which record them as they are, so
+        (as ``_kept_run`` says): they are made once for all its decisions, which record them as they are, so
         never modify them."""
         key = (snapshot, personalised)
         made = self._run_entries.get((run, variant), key) if keep else None
